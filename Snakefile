@@ -1,0 +1,27 @@
+# latentsky: survey data → released catalogs with deep generative models.
+# Stages live in rules/*.smk; the science in src/latentsky/. See README.md and ../shared/DESIGN.md.
+from snakemake.utils import min_version, validate
+
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+validate(config, "config/schema.yaml")
+
+
+report: "resources/report/workflow.rst"
+
+
+include: "rules/common.smk"
+include: "rules/sources.smk"
+include: "rules/release.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        MANIFEST,
+        MANIFEST_SHA256,

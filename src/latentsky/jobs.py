@@ -1,0 +1,61 @@
+"""Glue for Snakemake ``script:`` jobs: logging to the rule's log, seeds, provenance.
+
+Scripts under scripts/ stay thin: they open :func:`job_logging`, read inputs, call the library, and write
+outputs through :mod:`latentsky.outputs` with :func:`job_record`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import sys
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from latentsky.config import derive_seed
+from latentsky.provenance import record_from_snakemake
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+@contextlib.contextmanager
+def job_logging(smk: Any) -> Iterator[logging.Logger]:
+    """Send logging, stdout and stderr of the job to its ``log:`` file; log a traceback on failure.
+
+    Libraries that print (dustmaps does) end up in the log rather than on the terminal of a SLURM
+    node nobody reads.
+    """
+    log_path = smk.log[0]
+    with open(log_path, "a", buffering=1) as fh:
+        handler = logging.StreamHandler(fh)
+        handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        root = logging.getLogger()
+        root.addHandler(handler)
+        old_level = root.level
+        root.setLevel(logging.INFO)
+        logger = logging.getLogger(f"latentsky.{smk.rule}")
+        try:
+            with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
+                logger.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))
+                yield logger
+                logger.info("done")
+        except BaseException:
+            logger.exception("rule %s failed", smk.rule)
+            # The traceback also goes to the real stderr, so Snakemake's console shows it.
+            raise
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(old_level)
+            sys.stdout.flush()
+
+
+def job_seed(smk: Any, stage: str | None = None) -> int:
+    """Seed of this job: derived from the master ``seed`` and the stage (default: the rule name)."""
+    return derive_seed(smk.config["seed"], stage or smk.rule)
+
+
+def job_record(
+    smk: Any, *, seed: int | None = None, device: str = "cpu", extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """Provenance record of this job (see :func:`latentsky.provenance.record_from_snakemake`)."""
+    return record_from_snakemake(smk, seed=seed, device=device, extra=extra)

@@ -1,0 +1,97 @@
+"""Figures of the source stage: the simulated survey's CMD and its dust map (for the Snakemake report)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures are files; never open a window on a cluster node
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+POPULATION_COLOURS = {
+    "main_sequence": "tab:blue",
+    "giant_branch": "tab:red",
+    "red_clump": "tab:orange",
+    "white_dwarf": "tab:purple",
+}
+
+
+def absolute_g_from_parallax(g: np.ndarray, parallax_mas: np.ndarray) -> np.ndarray:
+    """M_G = G + 5 log10(ϖ / 100 mas): the naive absolute magnitude from the inverse parallax."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return g + 5.0 * np.log10(parallax_mas / 100.0)
+
+
+def cmd_figure(observed: pd.DataFrame, truth: pd.DataFrame) -> Figure:
+    """Three panels: true dereddened CMD by population; observed CMD at ϖ/σ > 10; all ϖ > 0."""
+    merged = observed.merge(truth, on="source_id", validate="1:1")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.5), sharey=True, constrained_layout=True)
+    ax = axes[0]
+    for population, colour in POPULATION_COLOURS.items():
+        sel = merged["population"] == population
+        ax.scatter(
+            merged.loc[sel, "true_bp_rp0"], merged.loc[sel, "true_abs_g"], s=1, c=colour, alpha=0.5,
+            label=f"{population.replace('_', ' ')} ({int(sel.sum())})", rasterized=True,
+        )
+    ax.legend(markerscale=8, fontsize=8, loc="lower left")
+    ax.set_title("truth: dereddened, true distance")
+    ax.set_ylabel(r"$M_G$")
+
+    parallax = merged["parallax"].to_numpy(dtype=float)
+    snr = parallax / merged["parallax_error"].to_numpy(dtype=float)
+    abs_g = absolute_g_from_parallax(merged["phot_g_mean_mag"].to_numpy(dtype=float), parallax)
+    bp_rp = merged["bp_rp"].to_numpy(dtype=float, na_value=np.nan)
+    for ax, sel, title in (
+        (axes[1], snr > 10, r"observed, $\varpi/\sigma_\varpi > 10$"),
+        (axes[2], parallax > 0, r"observed, all $\varpi > 0$"),
+    ):
+        ok = sel & np.isfinite(bp_rp)
+        ax.hexbin(bp_rp[ok], abs_g[ok], gridsize=120, bins="log", extent=(-1, 4.5, -5, 17), mincnt=1, cmap="viridis")
+        ax.set_title(f"{title} ({int(ok.sum())} stars)")
+    for ax in axes:
+        ax.set_xlabel("BP − RP")
+        ax.set_xlim(-1, 4.5)
+    axes[0].set_ylim(17, -5)
+    return fig
+
+
+def dust_map_figure(bayestar_path: str | os.PathLike, distances_pc: tuple[float, ...] = (1000.0, 1e5)) -> Figure:
+    """Best-fit reddening of a Bayestar-format map at the given distances, Galactic Mollweide.
+
+    Read through ``dustmaps.bayestar.BayestarQuery`` — the same reader the distance model uses — so the
+    figure shows what downstream stages see, holes and footprint included.
+    """
+    from astropy import units as u
+    from astropy.coordinates import SkyCoord
+    from dustmaps.bayestar import BayestarQuery
+
+    with contextlib.redirect_stdout(io.StringIO()):  # BayestarQuery prints its loading progress
+        query = BayestarQuery(map_fname=os.fspath(bayestar_path), version="bayestar2019")
+    lon = np.linspace(-180, 180, 361)
+    lat = np.linspace(-90, 90, 181)
+    lon_c, lat_c = np.meshgrid(0.5 * (lon[1:] + lon[:-1]), 0.5 * (lat[1:] + lat[:-1]))
+    fig, axes = plt.subplots(
+        1, len(distances_pc), figsize=(7 * len(distances_pc), 4), subplot_kw={"projection": "mollweide"},
+        constrained_layout=True,
+    )
+    for ax, d in zip(np.atleast_1d(axes), distances_pc):
+        coords = SkyCoord(l=lon_c.ravel() * u.deg, b=lat_c.ravel() * u.deg, distance=d * u.pc, frame="galactic")
+        red = np.asarray(query(coords, mode="best"), dtype=float).reshape(lon_c.shape)
+        ax.set_facecolor("0.8")
+        # Mollweide axes want radians with longitude increasing to the left, as on the sky.
+        mesh = ax.pcolormesh(
+            -np.radians(lon), np.radians(lat), np.ma.masked_invalid(red), cmap="magma_r", shading="flat",
+            vmin=0, vmax=np.nanpercentile(red, 99) if np.isfinite(red).any() else 1,
+        )
+        ax.set_xticklabels([])
+        label = "far edge" if d >= 1e4 else f"{d / 1000:g} kpc"
+        ax.set_title(f"E (Bayestar units) to {label}")
+        fig.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.6, pad=0.05)
+    return fig
