@@ -2,7 +2,6 @@
 # Stages live in rules/*.smk; the science in src/latentsky/. See README.md and ../shared/DESIGN.md.
 from snakemake.utils import min_version, validate
 
-
 min_version("9.0")
 
 
@@ -18,6 +17,10 @@ report: "resources/report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/sources.smk"
 include: "rules/release.smk"
+
+
+localrules:
+    all,
 
 
 rule all:

@@ -1,15 +1,6 @@
-# Helpers shared by the rule files: paths, partitions, seeds. No rules here.
-import os
-
-# Jobs import the library from this checkout, whatever environment they run in (conda, a SLURM node's
-# module environment): the exported variable reaches local jobs and the jobs the SLURM executor submits.
-_SRC = os.path.join(workflow.basedir, "src")
-if _SRC not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (_SRC, os.environ.get("PYTHONPATH")) if p)
-
+# Shared helpers (paths, partitions, seeds) used across the workflow; it defines no jobs.
 from latentsky.config import derive_seed
 from latentsky.healpix import npix
-
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -21,7 +12,9 @@ GAIA_PARTITIONS = list(range(npix(GAIA_ORDER)))
 
 # Source layout follows HATS' Norder=/Npix= naming so a partition's path says which sky it covers.
 GAIA_PARTITION = f"{RESULTS}/sources/gaia/Norder={GAIA_ORDER}/Npix={{pixel}}.parquet"
-GAIA_TRUTH_PARTITION = f"{RESULTS}/sources/gaia_truth/Norder={GAIA_ORDER}/Npix={{pixel}}.parquet"
+GAIA_TRUTH_PARTITION = (
+    f"{RESULTS}/sources/gaia_truth/Norder={GAIA_ORDER}/Npix={{pixel}}.parquet"
+)
 DUST_MAP = f"{RESULTS}/sources/dust/bayestar.h5"
 DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
 
@@ -29,8 +22,14 @@ MANIFEST = f"{RESULTS}/release/manifest.parquet"
 MANIFEST_SHA256 = f"{RESULTS}/release/manifest.sha256"
 
 UNAVAILABLE_KINDS = {
-    ("gaia", "gaia_archive"): "the Gaia archive fetchers arrive with the distance pipeline",
-    ("dust", "bayestar19"): "the Bayestar19 fetch rule arrives with the distance pipeline",
+    (
+        "gaia",
+        "gaia_archive",
+    ): "the Gaia archive fetchers arrive with the distance pipeline",
+    (
+        "dust",
+        "bayestar19",
+    ): "the Bayestar19 fetch rule arrives with the distance pipeline",
 }
 for (_source, _kind), _why in UNAVAILABLE_KINDS.items():
     if config["sources"][_source]["kind"] == _kind:

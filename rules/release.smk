@@ -9,10 +9,10 @@ rule release_manifest:
         sha256=MANIFEST_SHA256,
     log:
         f"{LOGS}/release_manifest.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=2000,
         runtime=30,
-    conda:
-        "../envs/latentsky.yaml"
     script:
         "../scripts/release_manifest.py"

@@ -5,16 +5,16 @@ rule simulate_dust_map:
     output:
         observed=DUST_MAP,
         truth=DUST_TRUTH_MAP,
-    params:
-        simulated=config["sources"]["dust"]["simulated"],
-        seed=seed_for("simulate_dust_map"),
     log:
         f"{LOGS}/simulate_dust_map.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/latentsky.yaml"
+    params:
+        simulated=config["sources"]["dust"]["simulated"],
+        seed=seed_for("simulate_dust_map"),
     script:
         "../scripts/simulate_dust_map.py"
 
@@ -25,17 +25,17 @@ rule simulate_gaia_survey:
     output:
         observed=gaia_partitions(GAIA_PARTITION),
         truth=gaia_partitions(GAIA_TRUTH_PARTITION),
+    log:
+        f"{LOGS}/simulate_gaia_survey.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=20,
     params:
         simulated=config["sources"]["gaia"]["simulated"],
         partition_order=GAIA_ORDER,
         seed=seed_for("simulate_gaia_survey"),
-    log:
-        f"{LOGS}/simulate_gaia_survey.log",
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    conda:
-        "../envs/latentsky.yaml"
     script:
         "../scripts/simulate_gaia_survey.py"
 
@@ -48,11 +48,11 @@ rule gaia_survey_metrics:
         f"{METRICS}/sources.json",
     log:
         f"{LOGS}/gaia_survey_metrics.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../envs/latentsky.yaml"
     script:
         "../scripts/gaia_survey_metrics.py"
 
@@ -77,10 +77,10 @@ rule plot_gaia_survey:
         ),
     log:
         f"{LOGS}/plot_gaia_survey.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../envs/latentsky.yaml"
     script:
         "../scripts/plot_gaia_survey.py"

@@ -1,10 +1,10 @@
 """Rule simulate_dust_map: the simulated 3-D dust map, in the Bayestar19 HDF5 layout, and its truth."""
 
 import h5py
+from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
 
 from latentsky.jobs import job_logging, job_record
 from latentsky.outputs import atomic_output, set_hdf5_provenance
-from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

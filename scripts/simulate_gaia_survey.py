@@ -1,10 +1,11 @@
 """Rule simulate_gaia_survey: the simulated Gaia DR2-like survey, one Parquet per HEALPix partition."""
 
+from latentsky.simulate.dust import read_simulated_dust_map
+from latentsky.simulate.gaia import simulate_gaia_survey
+
 from latentsky.healpix import source_id_to_healpix
 from latentsky.jobs import job_logging, job_record
 from latentsky.outputs import write_parquet
-from latentsky.simulate.dust import read_simulated_dust_map
-from latentsky.simulate.gaia import simulate_gaia_survey
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -17,7 +18,7 @@ with job_logging(smk) as log:
     record = job_record(smk, seed=seed)
     pixel_of_star = source_id_to_healpix(observed["source_id"].to_numpy(), order)
     # Output lists are in partition order (rules/common.smk expands pixel = 0 … npix−1).
-    for pixel, (obs_path, truth_path) in enumerate(zip(smk.output.observed, smk.output.truth)):
+    for pixel, (obs_path, truth_path) in enumerate(zip(smk.output.observed, smk.output.truth, strict=True)):
         rows = pixel_of_star == pixel
         extra = {"healpix_order": order, "healpix_pixel": pixel}
         write_parquet(observed[rows], obs_path, {**record, "extra": extra})

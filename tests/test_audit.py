@@ -19,7 +19,9 @@ def lineage(tmp_path, monkeypatch):
     raw.parent.mkdir(parents=True)
     raw.write_text("source_id,parallax\n1,0.5\n2,-0.1\n")
     a = write_parquet(
-        pd.DataFrame({"source_id": [1, 2]}), tmp_path / "results/a.parquet", build_record(rule="a", inputs=[raw])
+        pd.DataFrame({"source_id": [1, 2]}),
+        tmp_path / "results/a.parquet",
+        build_record(rule="a", inputs=[raw]),
     )
     b = write_parquet(
         pd.DataFrame({"source_id": [1, 2], "d": [2.0, 9.0]}),

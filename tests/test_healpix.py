@@ -30,7 +30,7 @@ def test_make_source_ids_round_trip_and_ranges():
     for order in (0, 3, 7):
         pix = healpix.source_id_to_healpix(sid, order)
         assert np.array_equal(pix, hp12 >> (2 * (12 - order)))
-        for s, p in zip(sid[:20], pix[:20]):
+        for s, p in zip(sid[:20], pix[:20], strict=True):
             lo, hi = healpix.source_id_range(int(p), order)
             assert lo <= s <= hi
     # Ranges of consecutive pixels tile the source_id line without gaps.

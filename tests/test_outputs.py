@@ -99,7 +99,15 @@ def test_file_without_record_is_reported(tmp_path):
 
 def test_record_fields(tmp_path, record):
     for key in (
-        "rule", "wildcards", "params", "config_sha256", "inputs", "code", "environment", "seed", "device",
+        "rule",
+        "wildcards",
+        "params",
+        "config_sha256",
+        "inputs",
+        "code",
+        "environment",
+        "seed",
+        "device",
         "created_utc",
     ):
         assert key in record, key
@@ -112,4 +120,6 @@ def test_record_fields(tmp_path, record):
     assert build_record(rule="unit", config={"seed": 4})["config_sha256"] != record["config_sha256"]
     with pytest.raises(FileNotFoundError, match="nope.txt"):
         build_record(rule="unit", inputs=[tmp_path / "nope.txt"])
-    assert os.path.isabs(build_record(rule="u", inputs=[tmp_path / "input.txt"], root="/nonexistent")["inputs"][0]["path"])
+    assert os.path.isabs(
+        build_record(rule="u", inputs=[tmp_path / "input.txt"], root="/nonexistent")["inputs"][0]["path"]
+    )

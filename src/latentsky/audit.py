@@ -125,7 +125,9 @@ def audit(
     return result
 
 
-def _walk_inputs(record: dict[str, Any], owner: str, result: AuditResult, prefix: str, seen: set[str]) -> None:
+def _walk_inputs(
+    record: dict[str, Any], owner: str, result: AuditResult, prefix: str, seen: set[str]
+) -> None:
     inputs = record.get("inputs", [])
     for i, entry in enumerate(inputs):
         last = i == len(inputs) - 1

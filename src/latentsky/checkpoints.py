@@ -27,7 +27,9 @@ def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike, provenanc
     return Path(path)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str = "cpu") -> tuple[dict[str, Any], dict[str, Any]]:
+def load_checkpoint(
+    path: str | os.PathLike, map_location: str = "cpu"
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load ``(state, provenance)``. Only plain containers and tensors are unpickled (``weights_only``)."""
     import torch
 

@@ -26,12 +26,16 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
     if result.ok:
-        print(f"audit passed: {result.target} and {result.files_checked - 1} file(s) in its lineage as recorded")
+        print(
+            f"audit passed: {result.target} and {result.files_checked - 1} file(s) in its lineage as recorded"
+        )
         return 0
     first = result.first_mismatch
     print(f"audit FAILED: {first}", file=sys.stderr)
     if len(result.mismatches) > 1:
-        print(f"({len(result.mismatches) - 1} further mismatch(es) listed in the tree above)", file=sys.stderr)
+        print(
+            f"({len(result.mismatches) - 1} further mismatch(es) listed in the tree above)", file=sys.stderr
+        )
     return 1
 
 
@@ -64,7 +68,9 @@ def build_parser() -> argparse.ArgumentParser:
         "Prints the lineage as a tree; exits 1 naming the first mismatch.",
     )
     p.add_argument("path", help="a released file (Parquet, HDF5, JSON, PNG or checkpoint)")
-    p.add_argument("--manifest", help="release manifest (default: results/release/manifest.parquet under the root)")
+    p.add_argument(
+        "--manifest", help="release manifest (default: results/release/manifest.parquet under the root)"
+    )
     p.add_argument(
         "--root",
         help="workflow root that recorded paths are relative to "

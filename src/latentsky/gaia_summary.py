@@ -52,7 +52,9 @@ def survey_summary(observed: pd.DataFrame) -> dict[str, Any]:
 
 def truth_summary(observed: pd.DataFrame, truth: pd.DataFrame) -> dict[str, Any]:
     """What the simulation knows and a survey would not: populations, footprint, parallax pulls."""
-    merged = observed[["source_id", "parallax", "parallax_error"]].merge(truth, on="source_id", validate="1:1")
+    merged = observed[["source_id", "parallax", "parallax_error"]].merge(
+        truth, on="source_id", validate="1:1"
+    )
     if len(merged) != len(observed):
         raise ValueError(
             f"truth table covers {len(merged)} of {len(observed)} observed stars; they must match one to one"

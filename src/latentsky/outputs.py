@@ -176,7 +176,9 @@ def read_json_provenance(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------- PNG
-def save_figure(figure: Any, path: str | os.PathLike, provenance: Mapping[str, Any], **savefig_kw: Any) -> Path:
+def save_figure(
+    figure: Any, path: str | os.PathLike, provenance: Mapping[str, Any], **savefig_kw: Any
+) -> Path:
     """Save a matplotlib figure as PNG atomically with the record in a text chunk."""
     metadata = {PNG_KEY: json.dumps(dict(provenance), sort_keys=True), "Software": None}
     with atomic_output(path) as tmp:

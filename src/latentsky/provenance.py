@@ -122,9 +122,7 @@ def code_version(repo_dir: str | None = None) -> dict[str, Any]:
 
 
 def _git(where: str, *args: str) -> str:
-    out = subprocess.run(
-        ["git", "-C", where, *args], check=True, capture_output=True, text=True, timeout=30
-    )
+    out = subprocess.run(["git", "-C", where, *args], check=True, capture_output=True, text=True, timeout=30)
     return out.stdout.strip()
 
 

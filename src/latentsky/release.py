@@ -65,7 +65,7 @@ def write_manifest(
     table = manifest_table(files, root)
     write_parquet(table, manifest_path, provenance)
     with atomic_output(checksum_path) as tmp:
-        lines = [f"{h}  {p}\n" for h, p in zip(table["sha256"].to_pylist(), table["path"].to_pylist())]
+        lines = [f"{h}  {p}\n" for h, p in zip(table["sha256"].to_pylist(), table["path"].to_pylist(), strict=True)]
         tmp.write_text("".join(lines))
     return table
 

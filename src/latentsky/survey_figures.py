@@ -37,8 +37,13 @@ def cmd_figure(observed: pd.DataFrame, truth: pd.DataFrame) -> Figure:
     for population, colour in POPULATION_COLOURS.items():
         sel = merged["population"] == population
         ax.scatter(
-            merged.loc[sel, "true_bp_rp0"], merged.loc[sel, "true_abs_g"], s=1, c=colour, alpha=0.5,
-            label=f"{population.replace('_', ' ')} ({int(sel.sum())})", rasterized=True,
+            merged.loc[sel, "true_bp_rp0"],
+            merged.loc[sel, "true_abs_g"],
+            s=1,
+            c=colour,
+            alpha=0.5,
+            label=f"{population.replace('_', ' ')} ({int(sel.sum())})",
+            rasterized=True,
         )
     ax.legend(markerscale=8, fontsize=8, loc="lower left")
     ax.set_title("truth: dereddened, true distance")
@@ -53,7 +58,9 @@ def cmd_figure(observed: pd.DataFrame, truth: pd.DataFrame) -> Figure:
         (axes[2], parallax > 0, r"observed, all $\varpi > 0$"),
     ):
         ok = sel & np.isfinite(bp_rp)
-        ax.hexbin(bp_rp[ok], abs_g[ok], gridsize=120, bins="log", extent=(-1, 4.5, -5, 17), mincnt=1, cmap="viridis")
+        ax.hexbin(
+            bp_rp[ok], abs_g[ok], gridsize=120, bins="log", extent=(-1, 4.5, -5, 17), mincnt=1, cmap="viridis"
+        )
         ax.set_title(f"{title} ({int(ok.sum())} stars)")
     for ax in axes:
         ax.set_xlabel("BP − RP")
@@ -62,7 +69,9 @@ def cmd_figure(observed: pd.DataFrame, truth: pd.DataFrame) -> Figure:
     return fig
 
 
-def dust_map_figure(bayestar_path: str | os.PathLike, distances_pc: tuple[float, ...] = (1000.0, 1e5)) -> Figure:
+def dust_map_figure(
+    bayestar_path: str | os.PathLike, distances_pc: tuple[float, ...] = (1000.0, 1e5)
+) -> Figure:
     """Best-fit reddening of a Bayestar-format map at the given distances, Galactic Mollweide.
 
     Read through ``dustmaps.bayestar.BayestarQuery`` — the same reader the distance model uses — so the
@@ -78,17 +87,27 @@ def dust_map_figure(bayestar_path: str | os.PathLike, distances_pc: tuple[float,
     lat = np.linspace(-90, 90, 181)
     lon_c, lat_c = np.meshgrid(0.5 * (lon[1:] + lon[:-1]), 0.5 * (lat[1:] + lat[:-1]))
     fig, axes = plt.subplots(
-        1, len(distances_pc), figsize=(7 * len(distances_pc), 4), subplot_kw={"projection": "mollweide"},
+        1,
+        len(distances_pc),
+        figsize=(7 * len(distances_pc), 4),
+        subplot_kw={"projection": "mollweide"},
         constrained_layout=True,
     )
-    for ax, d in zip(np.atleast_1d(axes), distances_pc):
-        coords = SkyCoord(l=lon_c.ravel() * u.deg, b=lat_c.ravel() * u.deg, distance=d * u.pc, frame="galactic")
+    for ax, d in zip(np.atleast_1d(axes), distances_pc, strict=True):
+        coords = SkyCoord(
+            l=lon_c.ravel() * u.deg, b=lat_c.ravel() * u.deg, distance=d * u.pc, frame="galactic"
+        )
         red = np.asarray(query(coords, mode="best"), dtype=float).reshape(lon_c.shape)
         ax.set_facecolor("0.8")
         # Mollweide axes want radians with longitude increasing to the left, as on the sky.
         mesh = ax.pcolormesh(
-            -np.radians(lon), np.radians(lat), np.ma.masked_invalid(red), cmap="magma_r", shading="flat",
-            vmin=0, vmax=np.nanpercentile(red, 99) if np.isfinite(red).any() else 1,
+            -np.radians(lon),
+            np.radians(lat),
+            np.ma.masked_invalid(red),
+            cmap="magma_r",
+            shading="flat",
+            vmin=0,
+            vmax=np.nanpercentile(red, 99) if np.isfinite(red).any() else 1,
         )
         ax.set_xticklabels([])
         label = "far edge" if d >= 1e4 else f"{d / 1000:g} kpc"

@@ -1,0 +1,54 @@
+"""Config schema: defaults, and bad configs failing before any job runs, naming the key."""
+
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from latentsky.config import ConfigError, derive_seed, load_config
+
+
+def test_default_and_full_configs_validate(repo_root):
+    default = load_config(repo_root / "config/config.yaml")
+    assert default["sources"]["gaia"]["kind"] == "simulated"
+    # Defaults are filled in for keys a config leaves out.
+    minimal = load_config(overrides={"seed": 1, "sources": {}})
+    assert minimal["sources"]["gaia"]["simulated"]["cluster"]["distance_pc"] == 840.0
+    assert minimal["sources"]["dust"]["simulated"]["nside"] == 16
+    full = load_config(repo_root / "config/full.yaml")
+    assert full["sources"]["dust"]["kind"] == "bayestar19"
+
+
+@pytest.mark.parametrize(
+    "override, key",
+    [
+        ({"sources": {"gaia": {"partition_ordr": 1}}}, "partition_ordr"),
+        ({"sources": {"gaia": {"simulated": {"n_stars": "many"}}}}, "n_stars"),
+        ({"sources": {"dust": {"kind": "planck"}}}, "kind"),
+        ({"seed": -1}, "seed"),
+    ],
+)
+def test_bad_config_names_the_key(repo_root, override, key):
+    with pytest.raises(ConfigError, match=key):
+        load_config(repo_root / "config/config.yaml", overrides=override)
+
+
+def test_snakemake_refuses_bad_config_before_any_job(repo_root, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"sources": {"gaia": {"simulated": {"g_limt": 20.0}}}}))
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", str(bad)],
+        cwd=repo_root,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode != 0
+    assert "g_limt" in proc.stdout + proc.stderr
+    assert "simulate_dust_map" not in proc.stdout  # no job was planned
+
+
+def test_derived_seeds_are_stable_and_distinct():
+    assert derive_seed(20260101, "simulate_gaia_survey") == derive_seed(20260101, "simulate_gaia_survey")
+    seeds = {derive_seed(20260101, s) for s in ("a", "b", "c", "simulate_dust_map")}
+    assert len(seeds) == 4
