@@ -65,7 +65,8 @@ def write_manifest(
     table = manifest_table(files, root)
     write_parquet(table, manifest_path, provenance)
     with atomic_output(checksum_path) as tmp:
-        lines = [f"{h}  {p}\n" for h, p in zip(table["sha256"].to_pylist(), table["path"].to_pylist(), strict=True)]
+        pairs = zip(table["sha256"].to_pylist(), table["path"].to_pylist(), strict=True)
+        lines = [f"{digest}  {path}\n" for digest, path in pairs]
         tmp.write_text("".join(lines))
     return table
 
