@@ -22,6 +22,7 @@ rule simulate_dust_map:
 rule simulate_gaia_survey:
     input:
         truth_dust=DUST_TRUTH_MAP,
+        observed_dust=DUST_MAP,
     output:
         observed=gaia_partitions(GAIA_PARTITION),
         truth=gaia_partitions(GAIA_TRUTH_PARTITION),

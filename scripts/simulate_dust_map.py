@@ -1,10 +1,7 @@
 """Rule simulate_dust_map: the simulated 3-D dust map, in the Bayestar19 HDF5 layout, and its truth."""
 
-import h5py
-from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
-
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import atomic_output, set_hdf5_provenance
+from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -13,8 +10,5 @@ with job_logging(smk) as log:
     dust = SimulatedDustMap.from_config(smk.params.simulated, seed=seed)
     record = job_record(smk, seed=seed)
     for which, path in (("observed", smk.output.observed), ("truth", smk.output.truth)):
-        with atomic_output(path) as tmp:
-            write_bayestar_h5(tmp, dust, which=which)
-            with h5py.File(tmp, "a") as fh:
-                set_hdf5_provenance(fh, {**record, "extra": {"map": which}})
-        log.info("wrote %s map to %s", which, path)
+        write_bayestar_h5(path, dust, which=which, provenance={**record, "extra": {"map": which}})
+        log.info("wrote the %s map (nside %d) to %s", which, dust.nside, path)

@@ -12,7 +12,7 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 with job_logging(smk) as log:
     seed = smk.params.seed
     order = smk.params.partition_order
-    dust = read_simulated_dust_map(smk.input.truth_dust)
+    dust = read_simulated_dust_map(smk.input.truth_dust, smk.input.observed_dust)
     observed, truth = simulate_gaia_survey(smk.params.simulated, dust, seed=seed)
     log.info("simulated %d stars", len(observed))
     record = job_record(smk, seed=seed)

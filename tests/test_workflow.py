@@ -21,7 +21,8 @@ WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs"
 
 def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
     proc = subprocess.run(
-        [sys.executable, "-m", "snakemake", "--cores", "2", "--configfile", "tiny.yaml", *args],
+        # Targets and options first: --configfile takes every following word as another config file.
+        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", "tiny.yaml"],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -67,7 +68,10 @@ def test_every_parquet_and_output_carries_provenance(workflow_run):
         assert record["environment"]["packages"]["pyarrow"] == __import__("pyarrow").__version__
     record = read_provenance(workflow_run / "results/sources/gaia/Norder=0/Npix=4.parquet")
     assert record["rule"] == "simulate_gaia_survey"
-    assert [i["path"] for i in record["inputs"]] == ["results/sources/dust_truth/bayestar_fullsky.h5"]
+    assert [i["path"] for i in record["inputs"]] == [
+        "results/sources/dust_truth/bayestar_fullsky.h5",
+        "results/sources/dust/bayestar.h5",
+    ]
     assert record["seed"] == record["params"]["seed"]
     for other in (
         "results/sources/dust/bayestar.h5",

@@ -178,10 +178,9 @@ def _describe_record(record: dict[str, Any], result: AuditResult, indent: str) -
         f"{indent}rule {record.get('rule')}{wc} · code {commit} ({state}) · "
         f"seed {record.get('seed')} · {record.get('device')} · {record.get('created_utc')}"
     )
-    if dirty:
-        result.warnings.append(
-            f"rule {record.get('rule')}{wc} ran from a checkout with uncommitted changes ({commit})"
-        )
+    warning = f"rule {record.get('rule')}{wc} ran from a checkout with uncommitted changes ({commit})"
+    if dirty and warning not in result.warnings:
+        result.warnings.append(warning)
 
 
 def _rel(path: Path, root: Path) -> str:

@@ -127,7 +127,17 @@ def read_parquet_provenance(path: str | os.PathLike) -> dict[str, Any]:
         raise ProvenanceError(f"{path}: not a readable Parquet file ({exc})") from exc
     if PARQUET_KEY not in metadata:
         raise ProvenanceError(f"{path}: Parquet key-value metadata has no {PARQUET_KEY.decode()!r} record")
-    return json.loads(metadata[PARQUET_KEY])
+    return _parse_record(metadata[PARQUET_KEY], path)
+
+
+def _parse_record(raw: bytes | str, path: str | os.PathLike) -> dict[str, Any]:
+    try:
+        record = json.loads(raw)
+    except ValueError as exc:  # includes UnicodeDecodeError from a damaged file
+        raise ProvenanceError(f"{path}: provenance record is not valid JSON ({exc})") from exc
+    if not isinstance(record, dict):
+        raise ProvenanceError(f"{path}: provenance record is not a JSON object")
+    return record
 
 
 def parquet_num_rows(path: str | os.PathLike) -> int:
@@ -151,7 +161,7 @@ def read_hdf5_provenance(path: str | os.PathLike) -> dict[str, Any]:
         raise ProvenanceError(f"{path}: not a readable HDF5 file ({exc})") from exc
     if raw is None:
         raise ProvenanceError(f"{path}: HDF5 root has no {HDF5_ATTR!r} attribute")
-    return json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    return _parse_record(raw, path)
 
 
 # ------------------------------------------------------------------------------------------------ JSON
@@ -167,8 +177,8 @@ def write_json(document: Mapping[str, Any], path: str | os.PathLike, provenance:
 
 def read_json_provenance(path: str | os.PathLike) -> dict[str, Any]:
     try:
-        document = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+        document = json.loads(Path(path).read_bytes())
+    except (OSError, ValueError) as exc:
         raise ProvenanceError(f"{path}: not a readable JSON document ({exc})") from exc
     if not isinstance(document, dict) or JSON_KEY not in document:
         raise ProvenanceError(f"{path}: JSON document has no top-level {JSON_KEY!r} key")
@@ -196,7 +206,7 @@ def read_png_provenance(path: str | os.PathLike) -> dict[str, Any]:
         raise ProvenanceError(f"{path}: not a readable PNG file ({exc})") from exc
     if raw is None:
         raise ProvenanceError(f"{path}: PNG has no {PNG_KEY!r} text chunk")
-    return json.loads(raw)
+    return _parse_record(raw, path)
 
 
 # ----------------------------------------------------------------------------------------- dispatching

@@ -100,6 +100,10 @@ def dust_map_figure(
         red = np.asarray(query(coords, mode="best"), dtype=float).reshape(lon_c.shape)
         ax.set_facecolor("0.8")
         # Mollweide axes want radians with longitude increasing to the left, as on the sky.
+        finite = red[np.isfinite(red)]
+        # The Galactic mid-plane to the far edge is orders of magnitude dustier than the rest of the sky:
+        # cap the colour scale at the 95th percentile so the high-latitude structure stays visible.
+        vmax = float(np.percentile(finite, 95)) if finite.size else 1.0
         mesh = ax.pcolormesh(
             -np.radians(lon),
             np.radians(lat),
@@ -107,10 +111,10 @@ def dust_map_figure(
             cmap="magma_r",
             shading="flat",
             vmin=0,
-            vmax=np.nanpercentile(red, 99) if np.isfinite(red).any() else 1,
+            vmax=vmax,
         )
         ax.set_xticklabels([])
         label = "far edge" if d >= 1e4 else f"{d / 1000:g} kpc"
         ax.set_title(f"E (Bayestar units) to {label}")
-        fig.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.6, pad=0.05)
+        fig.colorbar(mesh, ax=ax, orientation="horizontal", shrink=0.6, pad=0.05, extend="max")
     return fig
