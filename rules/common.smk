@@ -21,22 +21,38 @@ DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
 MANIFEST = f"{RESULTS}/release/manifest.parquet"
 MANIFEST_SHA256 = f"{RESULTS}/release/manifest.sha256"
 
-UNAVAILABLE_KINDS = {
-    (
-        "gaia",
-        "gaia_archive",
-    ): "the Gaia archive fetchers arrive with the distance pipeline",
-    (
-        "dust",
-        "bayestar19",
-    ): "the Bayestar19 fetch rule arrives with the distance pipeline",
-}
-for (_source, _kind), _why in UNAVAILABLE_KINDS.items():
-    if config["sources"][_source]["kind"] == _kind:
-        raise WorkflowError(
-            f"config sources.{_source}.kind = {_kind!r} is not available in this version: {_why}. "
-            f"Use kind: simulated."
-        )
+GAIA_KIND = config["sources"]["gaia"]["kind"]
+DUST_KIND = config["sources"]["dust"]["kind"]
+SIMULATED = GAIA_KIND == "simulated"
+GAIA_PARTITION_INDEX = (
+    f"{RESULTS}/sources/gaia/Norder={GAIA_ORDER}/partition_index.json"
+)
+
+DISTANCES = config["distances"]
+CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
+CMD_FLOW_MODEL = f"{CMD_FLOW_DIR}/model.pt"
+DISTANCE_CATALOG = f"{RESULTS}/catalogs/distances"
+# HATS layout: dataset/Norder=N/Dir=D/Npix=P.parquet with D = 10000 · (P // 10000).
+DISTANCE_PARTITION = (
+    f"{DISTANCE_CATALOG}/dataset/Norder={GAIA_ORDER}/Dir={{dir}}/Npix={{pixel}}.parquet"
+)
+# Catalog-level HATS files. The two Parquet footers carry the provenance of the job that wrote them and
+# are released; the text files (hats.properties, properties, partition_info.csv) are derived from them.
+DISTANCE_CATALOG_METADATA = [
+    f"{DISTANCE_CATALOG}/dataset/_metadata",
+    f"{DISTANCE_CATALOG}/dataset/_common_metadata",
+]
+DISTANCE_CATALOG_TEXT = [
+    f"{DISTANCE_CATALOG}/{name}"
+    for name in ("hats.properties", "properties", "partition_info.csv")
+]
+
+if GAIA_KIND == "gaia_archive" or DUST_KIND == "bayestar19":
+    raise WorkflowError(
+        "config sources.gaia.kind 'gaia_archive' / sources.dust.kind 'bayestar19': the fetch rules for "
+        "real archive data are not wired into the workflow in this version (the fetchers exist in "
+        "latentsky.fetch). Use kind 'simulated', or kind 'file' with tables you downloaded."
+    )
 
 
 def seed_for(stage):
@@ -48,14 +64,59 @@ def gaia_partitions(pattern):
     return expand(pattern, pixel=GAIA_PARTITIONS)
 
 
-def released_files():
-    """Every file the release lists (and `latentsky audit` can check)."""
+def hats_dir(pixel):
+    """HATS' Dir= level of a pixel: 10000 · (pixel // 10000)."""
+    return 10000 * (int(pixel) // 10000)
+
+
+def nonempty_gaia_pixels():
+    """Pixels holding at least one star (known once the partition index checkpoint has run)."""
+    import json
+
+    with open(checkpoints.gaia_partition_index.get().output[0]) as fh:
+        index = json.load(fh)
     return [
-        *gaia_partitions(GAIA_PARTITION),
-        *gaia_partitions(GAIA_TRUTH_PARTITION),
-        DUST_MAP,
-        DUST_TRUTH_MAP,
-        f"{METRICS}/sources.json",
-        f"{FIGURES}/sources/gaia_cmd.png",
-        f"{FIGURES}/sources/dust_map.png",
+        int(p)
+        for p, n in sorted(index["rows"].items(), key=lambda kv: int(kv[0]))
+        if n > 0
     ]
+
+
+def distance_partitions(wildcards=None):
+    return [
+        DISTANCE_PARTITION.format(dir=hats_dir(p), pixel=p)
+        for p in nonempty_gaia_pixels()
+    ]
+
+
+def distance_dust_input(wildcards=None):
+    """The dust map, when the distance model reads one (distances.dust.kind = map)."""
+    return {"dust": DUST_MAP} if DISTANCES["dust"]["kind"] == "map" else {}
+
+
+def released_files(wildcards=None):
+    """Every file the release lists (and `latentsky audit` can check)."""
+    files = [
+        *gaia_partitions(GAIA_PARTITION),
+        GAIA_PARTITION_INDEX,
+        f"{METRICS}/sources.json",
+    ]
+    if SIMULATED:
+        files += [
+            *gaia_partitions(GAIA_TRUTH_PARTITION),
+            f"{FIGURES}/sources/gaia_cmd.png",
+        ]
+    if DUST_KIND == "simulated":
+        files += [DUST_MAP, DUST_TRUTH_MAP, f"{FIGURES}/sources/dust_map.png"]
+    files += [
+        CMD_FLOW_MODEL,
+        f"{CMD_FLOW_DIR}/training_history.parquet",
+        f"{FIGURES}/distances/loss_curve.png",
+        *distance_partitions(),
+        *DISTANCE_CATALOG_METADATA,
+        f"{METRICS}/distances.json",
+        f"{FIGURES}/distances/cmd_raw_vs_posterior.png",
+    ]
+    if SIMULATED:
+        files.append(f"{FIGURES}/distances/cluster_distances.png")
+    return files

@@ -3,7 +3,7 @@
 
 rule release_manifest:
     input:
-        released_files(),
+        released_files,
     output:
         manifest=MANIFEST,
         sha256=MANIFEST_SHA256,

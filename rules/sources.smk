@@ -1,50 +1,137 @@
-# Sources: the simulated Gaia survey and its 3-D dust map (embedded default).
+# Sources: the Gaia-like source table, partitioned by HEALPix, and the 3-D dust map.
+#   sources.gaia.kind simulated — the simulated survey with truth (embedded default)
+#   sources.gaia.kind file      — Gaia tables a user supplies, in any archive format
+#   sources.dust.kind simulated — an analytic dust map written in the Bayestar19 layout
 
 
-rule simulate_dust_map:
+if DUST_KIND == "simulated":
+
+    rule simulate_dust_map:
+        output:
+            observed=DUST_MAP,
+            truth=DUST_TRUTH_MAP,
+        log:
+            f"{LOGS}/simulate_dust_map.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            simulated=config["sources"]["dust"]["simulated"],
+            seed=seed_for("simulate_dust_map"),
+        script:
+            "../scripts/simulate_dust_map.py"
+
+    rule plot_dust_map:
+        input:
+            DUST_MAP,
+        output:
+            report(
+                f"{FIGURES}/sources/dust_map.png",
+                caption="../resources/report/captions/dust_map.rst",
+                category="Sources",
+                subcategory="Dust map",
+            ),
+        log:
+            f"{LOGS}/plot_dust_map.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        script:
+            "../scripts/plot_dust_map.py"
+
+
+if GAIA_KIND == "simulated":
+
+    rule simulate_gaia_survey:
+        input:
+            truth_dust=DUST_TRUTH_MAP,
+            observed_dust=DUST_MAP,
+        output:
+            observed=gaia_partitions(GAIA_PARTITION),
+            truth=gaia_partitions(GAIA_TRUTH_PARTITION),
+        log:
+            f"{LOGS}/simulate_gaia_survey.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=20,
+        params:
+            simulated=config["sources"]["gaia"]["simulated"],
+            partition_order=GAIA_ORDER,
+            seed=seed_for("simulate_gaia_survey"),
+        script:
+            "../scripts/simulate_gaia_survey.py"
+
+    rule plot_gaia_survey:
+        input:
+            observed=gaia_partitions(GAIA_PARTITION),
+            truth=gaia_partitions(GAIA_TRUTH_PARTITION),
+        output:
+            report(
+                f"{FIGURES}/sources/gaia_cmd.png",
+                caption="../resources/report/captions/gaia_cmd.rst",
+                category="Sources",
+                subcategory="Simulated Gaia survey",
+            ),
+        log:
+            f"{LOGS}/plot_gaia_survey.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        script:
+            "../scripts/plot_gaia_survey.py"
+
+
+if GAIA_KIND == "file":
+
+    rule ingest_gaia_tables:
+        input:
+            tables=config["sources"]["gaia"]["file"]["paths"],
+        output:
+            observed=gaia_partitions(GAIA_PARTITION),
+        log:
+            f"{LOGS}/ingest_gaia_tables.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        params:
+            partition_order=GAIA_ORDER,
+            u0_table=config["sources"]["gaia"]["file"]["u0_table"],
+        script:
+            "../scripts/ingest_gaia_tables.py"
+
+
+checkpoint gaia_partition_index:
+    input:
+        gaia_partitions(GAIA_PARTITION),
     output:
-        observed=DUST_MAP,
-        truth=DUST_TRUTH_MAP,
+        GAIA_PARTITION_INDEX,
     log:
-        f"{LOGS}/simulate_dust_map.log",
+        f"{LOGS}/gaia_partition_index.log",
     conda:
         "../envs/latentsky.yaml"
     resources:
-        mem_mb=2000,
+        mem_mb=1000,
         runtime=10,
     params:
-        simulated=config["sources"]["dust"]["simulated"],
-        seed=seed_for("simulate_dust_map"),
-    script:
-        "../scripts/simulate_dust_map.py"
-
-
-rule simulate_gaia_survey:
-    input:
-        truth_dust=DUST_TRUTH_MAP,
-        observed_dust=DUST_MAP,
-    output:
-        observed=gaia_partitions(GAIA_PARTITION),
-        truth=gaia_partitions(GAIA_TRUTH_PARTITION),
-    log:
-        f"{LOGS}/simulate_gaia_survey.log",
-    conda:
-        "../envs/latentsky.yaml"
-    resources:
-        mem_mb=4000,
-        runtime=20,
-    params:
-        simulated=config["sources"]["gaia"]["simulated"],
         partition_order=GAIA_ORDER,
-        seed=seed_for("simulate_gaia_survey"),
     script:
-        "../scripts/simulate_gaia_survey.py"
+        "../scripts/gaia_partition_index.py"
 
 
 rule gaia_survey_metrics:
     input:
         observed=gaia_partitions(GAIA_PARTITION),
-        truth=gaia_partitions(GAIA_TRUTH_PARTITION),
+        truth=gaia_partitions(GAIA_TRUTH_PARTITION) if SIMULATED else [],
     output:
         f"{METRICS}/sources.json",
     log:
@@ -56,32 +143,3 @@ rule gaia_survey_metrics:
         runtime=10,
     script:
         "../scripts/gaia_survey_metrics.py"
-
-
-rule plot_gaia_survey:
-    input:
-        observed=gaia_partitions(GAIA_PARTITION),
-        truth=gaia_partitions(GAIA_TRUTH_PARTITION),
-        dust=DUST_MAP,
-    output:
-        cmd=report(
-            f"{FIGURES}/sources/gaia_cmd.png",
-            caption="../resources/report/captions/gaia_cmd.rst",
-            category="Sources",
-            subcategory="Simulated Gaia survey",
-        ),
-        dust=report(
-            f"{FIGURES}/sources/dust_map.png",
-            caption="../resources/report/captions/dust_map.rst",
-            category="Sources",
-            subcategory="Simulated Gaia survey",
-        ),
-    log:
-        f"{LOGS}/plot_gaia_survey.log",
-    conda:
-        "../envs/latentsky.yaml"
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    script:
-        "../scripts/plot_gaia_survey.py"

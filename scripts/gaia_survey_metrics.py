@@ -1,5 +1,6 @@
-"""Rule gaia_survey_metrics: results/metrics/sources.json for the simulated Gaia survey."""
+"""Rule gaia_survey_metrics: results/metrics/sources.json for the Gaia source table."""
 
+from latentsky.distance_catalog import canonical_gaia
 from latentsky.gaia_summary import read_partitions, survey_summary, truth_summary
 from latentsky.jobs import job_logging, job_record
 from latentsky.outputs import write_json
@@ -7,14 +8,9 @@ from latentsky.outputs import write_json
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
 with job_logging(smk) as log:
-    observed = read_partitions(smk.input.observed)
-    truth = read_partitions(smk.input.truth)
-    metrics = {
-        "gaia": {
-            **survey_summary(observed),
-            "n_partitions": len(smk.input.observed),
-            "truth": truth_summary(observed, truth),
-        }
-    }
-    write_json(metrics, smk.output[0], job_record(smk))
-    log.info("metrics: %s", metrics)
+    observed = canonical_gaia(read_partitions(smk.input.observed), "source partitions")
+    gaia = {**survey_summary(observed), "n_partitions": len(smk.input.observed)}
+    if smk.input.truth:
+        gaia["truth"] = truth_summary(observed, read_partitions(smk.input.truth))
+    write_json({"gaia": gaia}, smk.output[0], job_record(smk))
+    log.info("metrics: %s", gaia)

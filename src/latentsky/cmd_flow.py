@@ -13,6 +13,14 @@ transforms rather than re-implementing them:
 Weights are Xavier-normal initialised (paper Sec. 3.3). Inputs are standardised by a fixed affine map
 fitted to the training data (stored as buffers, so a checkpoint is self-contained); its log-Jacobian is
 included, so :meth:`CMDFlow.log_prob` is a normalised density in (g, bp−rp, bp−g) magnitudes.
+
+**Support.** Far outside its training data a flow's density is an extrapolation of its affine layers and
+need not keep falling: we measured a demo-size model giving M_G = −30 a higher density than M_G = −10.
+The posterior multiplies the density by π(d)·d² (see :mod:`latentsky.distance_posterior`), and d² grows
+by 10¹⁴ between 1 kpc and 10 Mpc, so such a tail captures low-SNR stars at absurd distances.
+:meth:`CMDFlow.log_density` — what the posterior uses — is therefore zero outside the box the training
+data support (per feature, between weighted 0.05 % and 99.95 % quantiles widened by a margin; set by
+:meth:`CMDFlow.set_support`). Training uses the unrestricted :meth:`CMDFlow.log_prob`.
 """
 
 from __future__ import annotations
@@ -31,6 +39,9 @@ from torch import nn
 
 #: The three CMD coordinates, in this order: absolute G, and the two dereddened colours.
 FEATURES = ("g", "bp_rp", "bp_g")
+#: Tail mass left out on each side when setting the supported box, and the margin added beyond it (mag).
+SUPPORT_QUANTILE = 5e-4
+SUPPORT_MARGIN_MAG = 1.0
 
 
 @dataclass(frozen=True)
@@ -67,6 +78,8 @@ class CMDFlow(nn.Module):
         self.register_buffer("feature_std", torch.as_tensor(feature_std, dtype=torch.float32).reshape(n))
         if not torch.all(self.feature_std > 0):
             raise ValueError(f"feature_std must be positive, got {self.feature_std.tolist()}")
+        self.register_buffer("support_low", torch.full((n,), -torch.inf))
+        self.register_buffer("support_high", torch.full((n,), torch.inf))
         blocks: list[nn.Module] = []
         for _ in range(architecture.n_blocks):
             blocks.append(
@@ -86,6 +99,26 @@ class CMDFlow(nn.Module):
         """log P(g, bp−rp, bp−g) per row of ``x`` (shape (N, 3), magnitudes); shape (N,)."""
         z = (x - self.feature_mean) / self.feature_std
         return self.flow.log_prob(z) - torch.log(self.feature_std).sum()
+
+    def log_density(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`log_prob` inside the supported box, −inf outside it (see the module docstring)."""
+        inside = torch.all((x >= self.support_low) & (x <= self.support_high), dim=1)
+        return torch.where(inside, self.log_prob(x), torch.full_like(x[:, 0], -torch.inf))
+
+    def set_support(
+        self, points: np.ndarray, weights: np.ndarray, margin_mag: float = SUPPORT_MARGIN_MAG
+    ) -> None:
+        """Set the supported box from training points (N, 3) and their weights (N,)."""
+        low, high = [], []
+        for k in range(points.shape[1]):
+            order = np.argsort(points[:, k])
+            cdf = np.cumsum(weights[order]) / np.sum(weights)
+            low.append(points[order[np.searchsorted(cdf, SUPPORT_QUANTILE)], k] - margin_mag)
+            high.append(
+                points[order[min(np.searchsorted(cdf, 1 - SUPPORT_QUANTILE), len(order) - 1)], k] + margin_mag
+            )
+        self.support_low.copy_(torch.as_tensor(low, dtype=torch.float32))
+        self.support_high.copy_(torch.as_tensor(high, dtype=torch.float32))
 
     def sample(self, n: int) -> torch.Tensor:
         """Draw ``n`` CMD points (eval mode), shape (n, 3)."""
@@ -121,6 +154,8 @@ def flow_state(model: CMDFlow) -> dict:
     """What :func:`build_flow_from_state` needs, as plain tensors and numbers."""
     return {
         "architecture": asdict(model.architecture),
+        "support_low": model.support_low.detach().cpu().numpy().tolist(),
+        "support_high": model.support_high.detach().cpu().numpy().tolist(),
         "feature_mean": model.feature_mean.detach().cpu().numpy().tolist(),
         "feature_std": model.feature_std.detach().cpu().numpy().tolist(),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},

@@ -25,6 +25,8 @@ round number), so a run resumed from a checkpoint rebuilds them exactly and cont
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -59,6 +61,25 @@ class TrainingSettings:
 
     def as_dict(self) -> dict:
         return asdict(self)
+
+
+#: Fewer training stars than this cannot pin down a 3-D density.
+MIN_TRAINING_STARS = 50
+
+
+def training_settings(distances: dict) -> TrainingSettings:
+    """The ``distances`` config block (``flow`` and ``training``) → :class:`TrainingSettings`."""
+    t = distances["training"]
+    return TrainingSettings(
+        architecture=FlowArchitecture(**distances["flow"]),
+        n_parallax_samples=int(t["n_parallax_samples"]),
+        n_dust_iterations=int(t["n_dust_iterations"]),
+        batch_size=int(t["batch_size"]),
+        learning_rate=float(t["learning_rate"]),
+        n_rounds=int(t["n_rounds"]),
+        steps_per_round=int(t["steps_per_round"]),
+        checkpoint_every=int(t["checkpoint_every"]),
+    )
 
 
 @dataclass
@@ -168,6 +189,7 @@ class CMDFlowTrainer:
         self.device = torch.device(device)
         first = training_points(stars, None, dust, settings, self._round_rng(0), self.device)
         self.model = new_flow(settings, first.points, seed).to(self.device)
+        self.model.set_support(first.points, 1.0 / first.variance)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=settings.learning_rate)
         self.step = 0
         self.losses: list[float] = []
@@ -232,6 +254,8 @@ class CMDFlowTrainer:
                     # keeps the round-start weights its checkpoint carries.
                     self._round_start = copy.deepcopy(self.model.state_dict())
                 self._points = self._points_for_round(round_index)
+                # The support follows the current estimates (weighted like the loss, by 1/σ_P²).
+                self.model.set_support(self._points.points, 1.0 / self._points.variance)
                 self._order = self._batch_order(round_index)
                 self._points_round = round_index
                 log.info("round %d: %d training points", round_index, len(self._points.points))
@@ -254,3 +278,43 @@ class CMDFlowTrainer:
         loss.backward()
         self.optimizer.step()
         return float(loss.detach().cpu())
+
+
+def run_key(settings: TrainingSettings, seed: int, input_digests: list[str]) -> str:
+    """Identity of a run: a resume file from another run (other settings, seed or data) is ignored."""
+    blob = json.dumps({"settings": settings.as_dict(), "seed": seed, "inputs": input_digests}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def trainer_checkpoint_state(trainer: CMDFlowTrainer, state: TrainerState, key: str) -> dict:
+    """A resumable checkpoint's payload (see :mod:`latentsky.checkpoints` for the file format)."""
+    return {
+        "run_key": key,
+        "step": state.step,
+        "model": state.model,
+        "optimizer": state.optimizer,
+        "round_start_model": state.round_start_model,
+        "losses": torch.tensor(state.losses, dtype=torch.float64),
+        "architecture": asdict(trainer.settings.architecture),
+        "feature_mean": trainer.model.feature_mean.cpu(),
+        "feature_std": trainer.model.feature_std.cpu(),
+    }
+
+
+def resume_from(trainer: CMDFlowTrainer, payload: dict, key: str) -> bool:
+    """Load a resumable checkpoint into ``trainer`` if it belongs to the same run; return whether it did."""
+    if payload.get("run_key") != key:
+        return False
+    trainer.model.feature_mean.copy_(payload["feature_mean"])
+    trainer.model.feature_std.copy_(payload["feature_std"])
+    trainer.load_state(
+        TrainerState(
+            step=int(payload["step"]),
+            model=payload["model"],
+            optimizer=payload["optimizer"],
+            scheduler=None,
+            round_start_model=payload["round_start_model"],
+            losses=[float(x) for x in payload["losses"]],
+        )
+    )
+    return True

@@ -897,3 +897,34 @@ def read_gaia_table(
     )
     frame.attrs["format"] = raw.format
     return frame
+
+
+def concat_gaia_tables(tables: Sequence[pd.DataFrame], sources: Sequence[str]) -> pd.DataFrame:
+    """Stack canonical tables from several files into one, keeping the columns they all share.
+
+    Raises :class:`GaiaTableError` naming the files if a ``source_id`` appears twice (the same star in
+    two tables would get two catalog rows) or a row has no position (it cannot be given a partition).
+    """
+    if not tables:
+        raise GaiaTableError("no Gaia tables given")
+    shared = [c for c in tables[0].columns if all(c in t.columns for t in tables[1:])]
+    frame = pd.concat([t[shared] for t in tables], ignore_index=True)
+    origin = np.concatenate([np.full(len(t), i) for i, t in enumerate(tables)])
+    dup = frame["source_id"].duplicated(keep=False).to_numpy()
+    if dup.any():
+        files = sorted({str(sources[i]) for i in origin[dup]})
+        example = int(frame.loc[dup, "source_id"].iloc[0])
+        raise GaiaTableError(
+            f"source_id {example} and {int(dup.sum()) - 1} other row(s) appear more than once across "
+            f"{', '.join(files)}: each star must be listed once"
+        )
+    no_pos = ~(
+        np.isfinite(frame["ra"].to_numpy(dtype=float)) & np.isfinite(frame["dec"].to_numpy(dtype=float))
+    )
+    if no_pos.any():
+        files = sorted({str(sources[i]) for i in origin[no_pos]})
+        raise GaiaTableError(
+            f"{int(no_pos.sum())} row(s) in {', '.join(files)} have no ra/dec (column 'ra'/'dec' must be "
+            "finite degrees to place a star in a HEALPix partition)"
+        )
+    return frame

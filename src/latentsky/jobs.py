@@ -49,6 +49,13 @@ def job_logging(smk: Any) -> Iterator[logging.Logger]:
             sys.stdout.flush()
 
 
+def use_job_threads(smk: Any) -> None:
+    """Limit torch's intra-op threads to the job's ``threads``, so parallel jobs do not oversubscribe."""
+    import torch
+
+    torch.set_num_threads(max(1, int(smk.threads)))
+
+
 def job_seed(smk: Any, stage: str | None = None) -> int:
     """Seed of this job: derived from the master ``seed`` and the stage (default: the rule name)."""
     return derive_seed(smk.config["seed"], stage or smk.rule)

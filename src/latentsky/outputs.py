@@ -58,6 +58,10 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp creates 0600; a released file should have the permissions of any other new file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, dest)
@@ -216,7 +220,7 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`ProvenanceError` if the file carries none (e.g. a raw survey download).
     """
     suffix = Path(path).suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
+    if suffix in PARQUET_SUFFIXES or _is_parquet(path):
         return read_parquet_provenance(path)
     if suffix in HDF5_SUFFIXES:
         return read_hdf5_provenance(path)
@@ -231,8 +235,17 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     raise ProvenanceError(f"{path}: no provenance reader for files ending in {suffix!r}")
 
 
+def _is_parquet(path: str | os.PathLike) -> bool:
+    # Parquet files without a .parquet suffix exist: HATS' dataset/_metadata and _common_metadata.
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(4) == b"PAR1"
+    except OSError:
+        return False
+
+
 def num_rows(path: str | os.PathLike) -> int | None:
-    """Rows of a tabular file (Parquet), ``None`` for other kinds."""
-    if Path(path).suffix.lower() in PARQUET_SUFFIXES:
+    """Rows of a tabular file (Parquet, by suffix or magic bytes), ``None`` for other kinds."""
+    if Path(path).suffix.lower() in PARQUET_SUFFIXES or _is_parquet(path):
         return parquet_num_rows(path)
     return None

@@ -1,0 +1,86 @@
+# Catalogs: distance posteriors, one Parquet per HEALPix partition, assembled into a HATS catalog.
+
+
+rule distance_catalog_partition:
+    input:
+        unpack(distance_dust_input),
+        model=CMD_FLOW_MODEL,
+        source=GAIA_PARTITION,
+    output:
+        DISTANCE_PARTITION,
+    log:
+        f"{LOGS}/distance_catalog_partition/Npix={{pixel}}_Dir={{dir}}.log",
+    wildcard_constraints:
+        pixel=r"\d+",
+        dir=r"\d+",
+    retries: 1
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        distances=DISTANCES,
+        catalog_dir=DISTANCE_CATALOG,
+        partition_order=GAIA_ORDER,
+        seed=lambda wildcards: seed_for(f"distance_catalog_partition/{wildcards.pixel}"),
+    script:
+        "../scripts/distance_catalog_partition.py"
+
+
+rule distance_catalog:
+    input:
+        distance_partitions,
+    output:
+        DISTANCE_CATALOG_METADATA,
+        DISTANCE_CATALOG_TEXT,
+    log:
+        f"{LOGS}/distance_catalog.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        catalog_dir=DISTANCE_CATALOG,
+        partition_order=GAIA_ORDER,
+    script:
+        "../scripts/distance_catalog.py"
+
+
+rule distance_metrics:
+    input:
+        catalog=distance_partitions,
+        hats=DISTANCE_CATALOG_METADATA,
+        truth=gaia_partitions(GAIA_TRUTH_PARTITION) if SIMULATED else [],
+    output:
+        metrics=f"{METRICS}/distances.json",
+        cmd=report(
+            f"{FIGURES}/distances/cmd_raw_vs_posterior.png",
+            caption="../resources/report/captions/distance_cmd.rst",
+            category="Distances",
+            subcategory="Catalog",
+        ),
+        cluster=(
+            report(
+                f"{FIGURES}/distances/cluster_distances.png",
+                caption="../resources/report/captions/cluster_distances.rst",
+                category="Distances",
+                subcategory="Catalog",
+            )
+            if SIMULATED
+            else []
+        ),
+    log:
+        f"{LOGS}/distance_metrics.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        distances=DISTANCES,
+        cluster=config["sources"]["gaia"]["simulated"]["cluster"],
+    script:
+        "../scripts/distance_metrics.py"

@@ -1,0 +1,10 @@
+"""Rule plot_dust_map: the dust map as the distance model reads it, for the report."""
+
+from latentsky.jobs import job_logging, job_record
+from latentsky.outputs import save_figure
+from latentsky.survey_figures import dust_map_figure
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+
+with job_logging(smk):
+    save_figure(dust_map_figure(smk.input[0]), smk.output[0], job_record(smk), dpi=110)
