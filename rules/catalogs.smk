@@ -22,7 +22,7 @@ rule distance_catalog_partition:
         runtime=lambda wildcards, attempt: 60 * attempt,
     params:
         distances=DISTANCES,
-        catalog_dir=DISTANCE_CATALOG,
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
         partition_order=GAIA_ORDER,
         seed=lambda wildcards: seed_for(f"distance_catalog_partition/{wildcards.pixel}"),
     script:
@@ -43,7 +43,7 @@ rule distance_catalog:
         mem_mb=4000,
         runtime=60,
     params:
-        catalog_dir=DISTANCE_CATALOG,
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
         partition_order=GAIA_ORDER,
     script:
         "../scripts/distance_catalog.py"

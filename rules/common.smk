@@ -24,9 +24,8 @@ MANIFEST_SHA256 = f"{RESULTS}/release/manifest.sha256"
 GAIA_KIND = config["sources"]["gaia"]["kind"]
 DUST_KIND = config["sources"]["dust"]["kind"]
 SIMULATED = GAIA_KIND == "simulated"
-GAIA_PARTITION_INDEX = (
-    f"{RESULTS}/sources/gaia/Norder={GAIA_ORDER}/partition_index.json"
-)
+# Beside, not inside, the partition directory, which stays a plain Parquet dataset.
+GAIA_PARTITION_INDEX = f"{RESULTS}/sources/gaia_partition_index.json"
 
 DISTANCES = config["distances"]
 CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
@@ -62,6 +61,11 @@ def seed_for(stage):
 
 def gaia_partitions(pattern):
     return expand(pattern, pixel=GAIA_PARTITIONS)
+
+
+def hats_root(path):
+    """The catalog directory of a file inside a HATS catalog (the part before /dataset/)."""
+    return str(path).split("/dataset/")[0]
 
 
 def hats_dir(pixel):
