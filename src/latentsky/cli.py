@@ -51,6 +51,143 @@ def _cmd_provenance(args: argparse.Namespace) -> int:
     return 0
 
 
+def _parse_dust(spec: str) -> tuple[dict, str | None]:
+    """``none`` | ``constant:E`` | ``bayestar:PATH`` → (distances.dust block, map path)."""
+    kind, _, value = spec.partition(":")
+    if kind == "none" and not value:
+        return {"kind": "none", "reddening": 0.0}, None
+    if kind == "constant" and value:
+        try:
+            return {"kind": "constant", "reddening": float(value)}, None
+        except ValueError:
+            pass
+    if kind == "bayestar" and value:
+        return {"kind": "map", "reddening": 0.0}, value
+    raise argparse.ArgumentTypeError(
+        f"--dust {spec!r}: expected 'none', 'constant:E' (E in Bayestar units, ≈ E(B−V)) or 'bayestar:PATH'"
+    )
+
+
+def _distances_settings(args: argparse.Namespace) -> dict:
+    """The ``distances`` block: schema defaults, then --config, then the command-line flags."""
+    from latentsky.config import load_config
+
+    paths = [args.config] if args.config else []
+    overrides: dict = {"distances": {}}
+    d = overrides["distances"]
+    d["dust"], _ = args.dust
+    d["device"] = args.device
+    if args.parallax_offset is not None:
+        d["parallax_offset_mas"] = args.parallax_offset
+    if getattr(args, "blocks", None) is not None:
+        d.setdefault("flow", {})["n_blocks"] = args.blocks
+    if getattr(args, "hidden", None) is not None:
+        d.setdefault("flow", {})["hidden_features"] = args.hidden
+    if getattr(args, "rounds", None) is not None:
+        d.setdefault("training", {})["n_rounds"] = args.rounds
+    if getattr(args, "steps_per_round", None) is not None:
+        d.setdefault("training", {})["steps_per_round"] = args.steps_per_round
+    if getattr(args, "posterior_samples", None) is not None:
+        d.setdefault("posterior", {})["n_samples"] = args.posterior_samples
+    if getattr(args, "prior", None) is not None:
+        d.setdefault("posterior", {})["prior"] = args.prior
+    base = {} if paths else {"seed": args.seed, "sources": {}}
+    config = load_config(*paths, overrides={**base, **overrides, "seed": args.seed})
+    return config["distances"]
+
+
+def _cmd_distances_train(args: argparse.Namespace) -> int:
+    from latentsky.checkpoints import save_checkpoint
+    from latentsky.distance_catalog import describe_device, dust_source, resolve_device
+    from latentsky.distance_pipeline import train_cmd_flow
+    from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
+    from latentsky.provenance import build_record, sha256_file
+
+    distances = _distances_settings(args)
+    _, map_path = args.dust
+    gaia = concat_gaia_tables([read_gaia_table(t, u0_table=args.u0_table) for t in args.tables], args.tables)
+    device = resolve_device(distances["device"])
+    dust = dust_source(distances["dust"], map_path)
+    inputs = [*args.tables, *([map_path] if map_path else [])]
+    record = build_record(
+        rule="latentsky distances train",
+        inputs=inputs,
+        params={"distances": distances},
+        config={"distances": distances, "seed": args.seed},
+        seed=args.seed,
+        device=describe_device(device),
+    )
+    result = train_cmd_flow(
+        gaia, dust, distances, args.seed, device, input_digests=[sha256_file(p) for p in inputs]
+    )
+    state = result.model_state()
+    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step")}
+    save_checkpoint(state, args.out, {**record, "extra": extra})
+    print(
+        f"trained on {result.n_train_stars} of {len(gaia)} stars (removed: {result.removed_by_cut}); "
+        f"final loss {result.trainer.losses[-1]:.4f}; model written to {args.out}"
+    )
+    return 0
+
+
+def _cmd_distances_catalog(args: argparse.Namespace) -> int:
+    from latentsky.distance_catalog import describe_device, dust_source, resolve_device
+    from latentsky.distance_pipeline import distance_catalog, load_cmd_flow
+    from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
+    from latentsky.outputs import write_parquet
+    from latentsky.provenance import build_record
+
+    distances = _distances_settings(args)
+    _, map_path = args.dust
+    gaia = concat_gaia_tables([read_gaia_table(t, u0_table=args.u0_table) for t in args.tables], args.tables)
+    device = resolve_device(distances["device"])
+    flow = load_cmd_flow(args.model, device)
+    catalog = distance_catalog(
+        gaia, flow, dust_source(distances["dust"], map_path), distances, args.seed, device
+    )
+    inputs = [*args.tables, args.model, *([map_path] if map_path else [])]
+    record = build_record(
+        rule="latentsky distances catalog",
+        inputs=inputs,
+        params={"distances": distances},
+        config={"distances": distances, "seed": args.seed},
+        seed=args.seed,
+        device=describe_device(device),
+    )
+    write_parquet(catalog, args.out, record)
+    has = catalog["has_posterior"]
+    print(
+        f"{len(catalog)} stars, {int(has.sum())} with a posterior; median distance "
+        f"{catalog.loc[has, 'dist_q50'].median():.1f} pc; catalog written to {args.out}"
+    )
+    return 0
+
+
+def _add_distance_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "tables", nargs="+", help="Gaia tables: CSV(.gz), ECSV, VOTable, FITS, Parquet or TAP JSON"
+    )
+    p.add_argument(
+        "--dust",
+        type=_parse_dust,
+        default=_parse_dust("none"),
+        help="none | constant:E | bayestar:PATH (a Bayestar-layout HDF5 map, e.g. bayestar2019.h5); default none",
+    )
+    p.add_argument("--config", help="YAML with a `distances:` block (config/schema.yaml) to start from")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N] (default auto)")
+    p.add_argument(
+        "--parallax-offset",
+        type=float,
+        default=None,
+        help="mas added to every parallax (default 0.029, the DR2 global offset; use 0.017 for DR3)",
+    )
+    p.add_argument(
+        "--u0-table", help="DR2 RUWE normalisation table (g_mag, bp_rp, u0); empirical u0 if omitted"
+    )
+    p.add_argument("--out", required=True, help="output file")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsky",
@@ -82,6 +219,28 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("provenance", help="print the provenance record embedded in a file as JSON")
     p.add_argument("path")
     p.set_defaults(func=_cmd_provenance)
+
+    p = sub.add_parser(
+        "distances",
+        help="train the CMD flow on your own Gaia table and catalogue distances (paper 004)",
+        description="Distance posteriors for any Gaia table, outside the workflow: `train` fits the CMD "
+        "normalizing flow, `catalog` writes one row per star. Settings default to config/schema.yaml's "
+        "`distances` block; flags override them.",
+    )
+    dsub = p.add_subparsers(dest="distances_command", metavar="STEP", required=True)
+    t = dsub.add_parser("train", help="fit the CMD flow (writes a model checkpoint)")
+    _add_distance_options(t)
+    t.add_argument("--blocks", type=int, help="MADE→BatchNorm→Reverse blocks (paper: 35)")
+    t.add_argument("--hidden", type=int, help="hidden units per MADE (paper: 500)")
+    t.add_argument("--rounds", type=int, help="dust/distance re-estimation rounds")
+    t.add_argument("--steps-per-round", type=int, help="optimiser steps per round")
+    t.set_defaults(func=_cmd_distances_train)
+    c = dsub.add_parser("catalog", help="distance posteriors for every star (writes Parquet)")
+    _add_distance_options(c)
+    c.add_argument("--model", required=True, help="model checkpoint from `latentsky distances train`")
+    c.add_argument("--posterior-samples", type=int, help="posterior draws per star (default 512)")
+    c.add_argument("--prior", choices=("flat", "edsd"), help="distance prior (default flat, as paper 004)")
+    c.set_defaults(func=_cmd_distances_catalog)
     return parser
 
 
