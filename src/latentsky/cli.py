@@ -188,6 +188,22 @@ def _add_distance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output file")
 
 
+def _cmd_benchmark_distances(args: argparse.Namespace) -> int:
+    from latentsky.benchmark import benchmark_distances, format_results
+    from latentsky.distance_catalog import resolve_device
+
+    sizes = ["demo", "paper"] if args.size == "both" else [args.size]
+    results = benchmark_distances(
+        sizes,
+        resolve_device(args.device),
+        n_stars=args.stars,
+        train_steps=args.steps,
+        catalog_stars=args.catalog_stars,
+    )
+    print(format_results(results))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsky",
@@ -241,6 +257,19 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--posterior-samples", type=int, help="posterior draws per star (default 512)")
     c.add_argument("--prior", choices=("flat", "edsd"), help="distance prior (default flat, as paper 004)")
     c.set_defaults(func=_cmd_distances_catalog)
+
+    p = sub.add_parser("benchmark", help="print throughput and memory figures (not a test)")
+    bsub = p.add_subparsers(dest="benchmark_command", metavar="PIPELINE", required=True)
+    b = bsub.add_parser(
+        "distances",
+        help="CMD flow: training steps/s, catalog stars/s, peak memory, for the demo and paper-size models",
+    )
+    b.add_argument("--size", choices=("demo", "paper", "both"), default="both")
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    b.add_argument("--stars", type=int, default=20000, help="simulated stars to draw from")
+    b.add_argument("--steps", type=int, default=20, help="optimiser steps to time")
+    b.add_argument("--catalog-stars", type=int, default=2000, help="stars to catalogue")
+    b.set_defaults(func=_cmd_benchmark_distances)
     return parser
 
 

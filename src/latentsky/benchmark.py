@@ -1,0 +1,137 @@
+"""Throughput and memory of the distance model: ``latentsky benchmark distances``.
+
+Benchmarks are not tests (DESIGN.md): this prints figures and asserts nothing. It simulates a small survey
+with the workflow's own simulator and dust map, then times, for each model size asked for,
+
+* optimiser steps per second at the configured mini-batch (2048 in the paper),
+* the per-round refresh of best-estimate CMD points (stars per second; 32 samples × 5 dust iterations),
+* catalog throughput (stars per second; the posterior settings of config/schema.yaml),
+
+and the peak memory: the process' maximum resident set size, and on a GPU torch's peak allocation.
+"""
+
+from __future__ import annotations
+
+import resource
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from latentsky.cmd_flow import FlowArchitecture
+from latentsky.cmd_training import CMDFlowTrainer, TrainingSettings, training_points
+from latentsky.distance_catalog import canonical_gaia, describe_device, stars_from_gaia
+from latentsky.distance_posterior import PosteriorSettings, distance_posteriors
+from latentsky.dust import BayestarDust
+
+#: Model sizes: the demo's (config/config.yaml) and the paper's (paper 004 Sec. 3.3).
+SIZES = {"demo": FlowArchitecture(6, 64), "paper": FlowArchitecture(35, 500)}
+
+
+def _peak_rss_mib() -> float:
+    # ru_maxrss is KiB on Linux, bytes on macOS.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / 1024.0 if sys.platform != "darwin" else rss / 2**20
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def simulated_stars(n_stars: int, seed: int, workdir: Path):
+    """A small simulated survey and its dust map, through the workflow's own simulator."""
+    from latentsky.config import load_config
+    from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
+    from latentsky.simulate.gaia import simulate_gaia_survey
+
+    cfg = load_config(overrides={"seed": seed, "sources": {"gaia": {"simulated": {"n_stars": n_stars}}}})
+    dust_map = SimulatedDustMap.from_config(cfg["sources"]["dust"]["simulated"], seed=seed)
+    observed_path = write_bayestar_h5(workdir / "bayestar.h5", dust_map, which="observed")
+    observed, _ = simulate_gaia_survey(cfg["sources"]["gaia"]["simulated"], dust_map, seed=seed)
+    gaia = canonical_gaia(observed, "benchmark survey")
+    stars = stars_from_gaia(gaia, 0.029)
+    ok = np.isfinite(stars.bp_rp) & (stars.dec > -30)
+    return stars.subset(np.flatnonzero(ok)), BayestarDust(observed_path)
+
+
+def benchmark_distances(
+    sizes: list[str],
+    device: torch.device,
+    n_stars: int = 20000,
+    train_steps: int = 20,
+    catalog_stars: int = 2000,
+    batch_size: int = 2048,
+    seed: int = 0,
+) -> list[dict]:
+    """Measure each model size; returns one dict of figures per size (also printed by the CLI)."""
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        stars, dust = simulated_stars(n_stars, seed, Path(tmp))
+        for size in sizes:
+            arch = SIZES[size]
+            settings = TrainingSettings(
+                architecture=arch, batch_size=batch_size, n_rounds=1, steps_per_round=train_steps + 2
+            )
+            if device.type == "cuda":
+                torch.cuda.reset_peak_memory_stats(device)
+            t0 = time.perf_counter()
+            trainer = CMDFlowTrainer(stars, dust, settings, seed=seed, device=device)
+            refresh_s = time.perf_counter() - t0  # round 0 points: no model yet, dust iterations only
+            trainer.train(until_step=2)  # warm-up (allocations, kernels)
+            _sync(device)
+            t0 = time.perf_counter()
+            trainer.train(until_step=2 + train_steps)
+            _sync(device)
+            steps_per_s = train_steps / (time.perf_counter() - t0)
+
+            sub = stars.subset(np.arange(min(len(stars), 4 * batch_size)))
+            t0 = time.perf_counter()
+            training_points(sub, trainer.model, dust, settings, np.random.default_rng(seed), device)
+            _sync(device)
+            refresh_with_model = len(sub) / (time.perf_counter() - t0)
+
+            cat = stars.subset(np.arange(min(len(stars), catalog_stars)))
+            post = replace(PosteriorSettings(), batch_size=min(4096, len(cat)))
+            t0 = time.perf_counter()
+            distance_posteriors(cat, trainer.model, dust, post, np.random.default_rng(seed), device=device)
+            _sync(device)
+            catalog_rate = len(cat) / (time.perf_counter() - t0)
+            results.append(
+                {
+                    "model": f"{size} ({arch.n_blocks} blocks × {arch.hidden_features} hidden)",
+                    "device": describe_device(device),
+                    "train_steps_per_s": steps_per_s,
+                    "batch_size": batch_size,
+                    "round_refresh_stars_per_s": refresh_with_model,
+                    "round0_refresh_s": refresh_s,
+                    "catalog_stars_per_s": catalog_rate,
+                    "catalog_samples_per_star": post.n_samples,
+                    "peak_rss_mib": _peak_rss_mib(),
+                    "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20
+                    if device.type == "cuda"
+                    else None,
+                }
+            )
+    return results
+
+
+def format_results(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        lines.append(f"{r['model']} on {r['device']}")
+        lines.append(f"  training: {r['train_steps_per_s']:.2f} steps/s at batch {r['batch_size']}")
+        lines.append(
+            f"  round refresh (32 samples × 5 dust iterations): {r['round_refresh_stars_per_s']:.0f} stars/s"
+        )
+        lines.append(
+            f"  catalog ({r['catalog_samples_per_star']} samples, 10 dust iterations): "
+            f"{r['catalog_stars_per_s']:.0f} stars/s"
+        )
+        gpu = f", GPU peak {r['peak_gpu_mib']:.0f} MiB" if r["peak_gpu_mib"] is not None else ""
+        lines.append(f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB{gpu}")
+    return "\n".join(lines)
