@@ -46,11 +46,24 @@ DISTANCE_CATALOG_TEXT = [
     for name in ("hats.properties", "properties", "partition_info.csv")
 ]
 
-if GAIA_KIND == "gaia_archive" or DUST_KIND == "bayestar19":
+ARCHIVE = config["sources"]["gaia"]["archive"]
+GAIA_RAW_SUFFIX = ".csv.gz" if ARCHIVE["method"] == "bulk" else ".vot.gz"
+GAIA_RAW_PARTITION = (
+    f"{RESULTS}/sources/gaia_raw/Norder={GAIA_ORDER}/Npix={{pixel}}{GAIA_RAW_SUFFIX}"
+)
+if GAIA_KIND == "gaia_archive" and ARCHIVE["partitions"]:
+    GAIA_PARTITIONS = sorted(set(ARCHIVE["partitions"]))
+    _bad = [p for p in GAIA_PARTITIONS if p >= npix(GAIA_ORDER)]
+    if _bad:
+        raise WorkflowError(
+            f"config sources.gaia.archive.partitions: {_bad} do not exist at partition_order {GAIA_ORDER} "
+            f"(0..{npix(GAIA_ORDER) - 1})"
+        )
+
+if DISTANCES["dust"]["kind"] == "map" and DUST_KIND == "none":
     raise WorkflowError(
-        "config sources.gaia.kind 'gaia_archive' / sources.dust.kind 'bayestar19': the fetch rules for "
-        "real archive data are not wired into the workflow in this version (the fetchers exist in "
-        "latentsky.fetch). Use kind 'simulated', or kind 'file' with tables you downloaded."
+        "config distances.dust.kind is 'map' but sources.dust.kind is 'none': give a map "
+        "(sources.dust.kind simulated or bayestar19) or set distances.dust.kind to none or constant"
     )
 
 
@@ -61,6 +74,16 @@ def seed_for(stage):
 
 def gaia_partitions(pattern):
     return expand(pattern, pixel=GAIA_PARTITIONS)
+
+
+def raw_partitions_around(wildcards):
+    """The fetched source_id range of a pixel and of its neighbours (see rule gaia_partition_from_archive)."""
+    from latentsky.healpix import neighbours_in
+
+    return expand(
+        GAIA_RAW_PARTITION,
+        pixel=neighbours_in(int(wildcards.pixel), GAIA_ORDER, GAIA_PARTITIONS),
+    )
 
 
 def hats_root(path):

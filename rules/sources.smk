@@ -1,7 +1,9 @@
 # Sources: the Gaia-like source table, partitioned by HEALPix, and the 3-D dust map.
-#   sources.gaia.kind simulated — the simulated survey with truth (embedded default)
-#   sources.gaia.kind file      — Gaia tables a user supplies, in any archive format
-#   sources.dust.kind simulated — an analytic dust map written in the Bayestar19 layout
+#   sources.gaia.kind simulated    — the simulated survey with truth (embedded default)
+#   sources.gaia.kind file         — Gaia tables a user supplies, in any archive format
+#   sources.gaia.kind gaia_archive — real Gaia, fetched per partition (bulk files or TAP)
+#   sources.dust.kind simulated    — an analytic dust map written in the Bayestar19 layout
+#   sources.dust.kind bayestar19   — the real map, by dustmaps' own fetch
 
 
 if DUST_KIND == "simulated":
@@ -108,6 +110,61 @@ if GAIA_KIND == "file":
             u0_table=config["sources"]["gaia"]["file"]["u0_table"],
         script:
             "../scripts/ingest_gaia_tables.py"
+
+
+if DUST_KIND == "bayestar19":
+
+    rule fetch_bayestar19:
+        output:
+            DUST_MAP,
+        log:
+            f"{LOGS}/fetch_bayestar19.log",
+        resources:
+            mem_mb=2000,
+            runtime=600,
+        retries: 2
+        conda:
+            "../envs/latentsky.yaml"
+        script:
+            "../scripts/fetch_bayestar19.py"
+
+
+if GAIA_KIND == "gaia_archive":
+
+    rule fetch_gaia_partition:
+        output:
+            GAIA_RAW_PARTITION,
+        params:
+            archive=ARCHIVE,
+            partition_order=GAIA_ORDER,
+        log:
+            f"{LOGS}/fetch_gaia_partition/Npix={{pixel}}.log",
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        script:
+            "../scripts/fetch_gaia_partition.py"
+
+    rule gaia_partition_from_archive:
+        input:
+            raw_partitions_around,
+        output:
+            GAIA_PARTITION,
+        params:
+            partition_order=GAIA_ORDER,
+        log:
+            f"{LOGS}/gaia_partition_from_archive/Npix={{pixel}}.log",
+        resources:
+            mem_mb=lambda wildcards, attempt: 16000 * attempt,
+            runtime=120,
+        retries: 1
+        conda:
+            "../envs/latentsky.yaml"
+        script:
+            "../scripts/gaia_partition_from_archive.py"
 
 
 checkpoint gaia_partition_index:

@@ -1,5 +1,7 @@
 """Config schema: defaults, and bad configs failing before any job runs, naming the key."""
 
+import re
+import shutil
 import subprocess
 import sys
 
@@ -52,3 +54,20 @@ def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(20260101, "simulate_gaia_survey") == derive_seed(20260101, "simulate_gaia_survey")
     seeds = {derive_seed(20260101, s) for s in ("a", "b", "c", "simulate_dust_map")}
     assert len(seeds) == 4
+
+
+def test_full_config_plans_the_real_fetches(repo_root, tmp_path):
+    # The paper-scale configuration resolves into the real archive fetch jobs (dry run, empty results/).
+    for name in ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles"):
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", "--configfile", "config/full.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert re.search(r"fetch_gaia_partition\s+3072", out)  # 12 · 4⁴ partitions of DR2
+    assert re.search(r"gaia_partition_from_archive\s+3072", out)

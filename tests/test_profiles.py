@@ -8,8 +8,19 @@ import yaml
 
 def test_slurm_profile_resolves_from_repo_root(repo_root):
     proc = subprocess.run(
-        # --forceall: plan every job whatever results/ holds in this checkout.
-        [sys.executable, "-m", "snakemake", "--profile", "slurm", "-n", "--forceall"],
+        # --forceall: plan every job whatever results/ holds in this checkout. The model is named
+        # explicitly: jobs after the partition-index checkpoint are planned only once it has run.
+        [
+            sys.executable,
+            "-m",
+            "snakemake",
+            "--profile",
+            "slurm",
+            "-n",
+            "--forceall",
+            "all",
+            "results/models/cmd_flow/model.pt",
+        ],
         cwd=repo_root,
         capture_output=True,
         text=True,
@@ -21,6 +32,10 @@ def test_slurm_profile_resolves_from_repo_root(repo_root):
     # Jobs are planned for SLURM with the profile's partition, and rules keep their own resources.
     assert "slurm_partition=cpu" in out
     assert "rule simulate_dust_map:" in out
+    # The GPU training rule is planned onto the GPU partition with its GPU.
+    train = out[out.index("rule train_cmd_flow:") :]
+    resources = train[train.index("resources:") : train.index("\n", train.index("resources:"))]
+    assert "slurm_partition=gpu" in resources and "gpu=1" in resources
 
 
 def test_profiles_keep_cluster_specifics_out_of_rules(repo_root):

@@ -65,3 +65,25 @@ def source_id_range(pixel: int, order: int) -> tuple[int, int]:
         raise ValueError(f"pixel {pixel} outside 0..{npix(order) - 1} at order {order}")
     width = 4 ** (GAIA_SOURCE_ID_LEVEL - order) * _MAX_RUNNING
     return pixel * width, (pixel + 1) * width - 1
+
+
+def neighbours_in(pixel: int, order: int, among: list[int] | None = None) -> list[int]:
+    """``pixel`` and its (up to 8) nested neighbours at ``order``, sorted; restricted to ``among`` if given.
+
+    A star's ``source_id`` fixes its level-12 pixel when the source is first created, but its catalogued
+    position can move across a pixel edge in later processing (Gaia DR3 documentation, source_id). A
+    partition *by position* therefore draws its stars from its own source_id range and its neighbours'.
+    """
+    import warnings
+
+    from astropy_healpix import neighbours
+
+    _check_order(order)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # missing neighbours come back as −1
+        found = np.asarray(neighbours(int(pixel), 2**order, order="nested")).ravel()
+    result = sorted({int(pixel), *(int(p) for p in found if p >= 0)})
+    if among is not None:
+        allowed = set(int(p) for p in among)
+        result = [p for p in result if p in allowed]
+    return result
