@@ -119,12 +119,12 @@ if DUST_KIND == "bayestar19":
             DUST_MAP,
         log:
             f"{LOGS}/fetch_bayestar19.log",
-        resources:
-            mem_mb=2000,
-            runtime=600,
         retries: 2
         conda:
             "../envs/latentsky.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=600,
         script:
             "../scripts/fetch_bayestar19.py"
 
@@ -134,17 +134,17 @@ if GAIA_KIND == "gaia_archive":
     rule fetch_gaia_partition:
         output:
             GAIA_RAW_PARTITION,
-        params:
-            archive=ARCHIVE,
-            partition_order=GAIA_ORDER,
         log:
             f"{LOGS}/fetch_gaia_partition/Npix={{pixel}}.log",
-        resources:
-            mem_mb=4000,
-            runtime=240,
         retries: 3
         conda:
             "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=240,
+        params:
+            archive=ARCHIVE,
+            partition_order=GAIA_ORDER,
         script:
             "../scripts/fetch_gaia_partition.py"
 
@@ -153,16 +153,16 @@ if GAIA_KIND == "gaia_archive":
             raw_partitions_around,
         output:
             GAIA_PARTITION,
-        params:
-            partition_order=GAIA_ORDER,
         log:
             f"{LOGS}/gaia_partition_from_archive/Npix={{pixel}}.log",
-        resources:
-            mem_mb=lambda wildcards, attempt: 16000 * attempt,
-            runtime=120,
         retries: 1
         conda:
             "../envs/latentsky.yaml"
+        resources:
+            mem_mb=lambda wildcards, attempt: 16000 * attempt,
+            runtime=120,
+        params:
+            partition_order=GAIA_ORDER,
         script:
             "../scripts/gaia_partition_from_archive.py"
 
