@@ -71,6 +71,10 @@ def table1(catalog: pd.DataFrame, parallax_offset_mas: float) -> dict[str, Any]:
         "n_with_posterior": int(catalog["has_posterior"].sum()),
         "n_in_snr_statistics": int(len(post)),
         "distance_fractions_model": _fractions(d, DISTANCE_BINS_PC, " pc"),
+        # Raw Gaia: inverse (offset-corrected) parallax of every star with ϖ > 0.
+        "distance_fractions_inverse_parallax": _fractions(
+            1000.0 / all_plx[np.isfinite(all_plx) & (all_plx > 0)], DISTANCE_BINS_PC, " pc"
+        ),
         "snr_fractions_model": _fractions(snr_model, SNR_BINS),
         "snr_fractions_gaia": _fractions(all_snr, SNR_BINS),
         "snr_improvement_mean": float(np.mean(snr_model[pos]) / np.mean(snr_gaia[pos]) - 1.0)
