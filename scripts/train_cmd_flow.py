@@ -9,7 +9,7 @@ from latentsky.distance_figures import loss_curve_figure
 from latentsky.distance_pipeline import train_cmd_flow
 from latentsky.gaia_summary import read_partitions
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.outputs import save_figure, write_parquet
+from latentsky.outputs import parquet_num_rows, save_figure, write_parquet
 from latentsky.provenance import sha256_file
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -19,7 +19,12 @@ with job_logging(smk) as log:
     cfg = smk.params.distances
     seed = smk.params.seed
     device = resolve_device(cfg["device"])
-    gaia = canonical_gaia(read_partitions(smk.input.observed), "source partitions")
+    # With a cap on training stars, read a seeded sample of each partition (twice the cap, before the
+    # training cuts) rather than the whole catalog; train_cmd_flow applies the exact cap after the cuts.
+    total = sum(parquet_num_rows(p) for p in smk.input.observed)
+    cap = cfg["max_train_stars"]
+    fraction = min(1.0, 2.0 * cap / total) if cap and total else None
+    gaia = canonical_gaia(read_partitions(smk.input.observed, sample_fraction=fraction, seed=seed), "sources")
     dust = dust_source(cfg["dust"], smk.input.get("dust"))
     record = job_record(smk, seed=seed, device=describe_device(device))
     total = training_settings(cfg).total_steps

@@ -16,12 +16,27 @@ RUWE_LIMIT = 1.4
 BAYESTAR_DEC_LIMIT = -30.0
 
 
-def read_partitions(paths: Iterable[str | os.PathLike], columns: list[str] | None = None) -> pd.DataFrame:
-    """Concatenate Parquet partitions into one DataFrame (row order: partition, then file order)."""
-    tables = [pq.read_table(p, columns=columns) for p in paths]
-    if not tables:
+def read_partitions(
+    paths: Iterable[str | os.PathLike],
+    columns: list[str] | None = None,
+    sample_fraction: float | None = None,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Concatenate Parquet partitions into one DataFrame (row order: partition, then file order).
+
+    ``sample_fraction`` keeps a seeded random subset of each partition as it is read, so a job that needs
+    only a sample of a large catalog (training) never holds all of it in memory.
+    """
+    paths = list(paths)
+    if not paths:
         raise ValueError("no partitions given")
-    frames = [t.to_pandas() for t in tables]
+    frames = []
+    for i, p in enumerate(paths):
+        table = pq.read_table(p, columns=columns)
+        if sample_fraction is not None and sample_fraction < 1.0:
+            keep = np.random.default_rng([seed, i]).random(table.num_rows) < sample_fraction
+            table = table.filter(keep)
+        frames.append(table.to_pandas())
     return pd.concat(frames, ignore_index=True)
 
 
