@@ -20,3 +20,10 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.fail(f"real-data fixtures not found at {SHARED_DATA} (the checkout must sit beside shared/)")
     return SHARED_DATA
+
+
+def default_sources_config() -> dict:
+    """The ``sources`` block with every schema default filled in (what the workflow sees)."""
+    from latentsky.config import load_config
+
+    return load_config(overrides={"seed": 0, "sources": {}})["sources"]

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
+from conftest import default_sources_config
 from scipy.integrate import quad
 
 from latentsky.simulate.dust import (
@@ -20,15 +21,8 @@ from latentsky.simulate.dust import (
     write_bayestar_h5,
 )
 
-DUST_CFG = {
-    "nside": 16,
-    "n_samples": 5,
-    "hole_fraction": 0.01,
-    "midplane_reddening_per_kpc": 0.35,
-    "scale_height_kpc": 0.1,
-    "n_clouds": 40,
-    "sample_scatter": 0.1,
-}
+# The schema's defaults: the map the embedded default config builds.
+DUST_CFG = default_sources_config()["dust"]["simulated"]
 
 # BayestarQuery stores its answers as float32 after interpolating float32 map values in float64, so
 # agreement with the float64 truth is limited by float32 rounding: a relative 2^-23 ≈ 1.2e-7 per value.

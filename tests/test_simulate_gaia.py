@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import default_sources_config
 
 from latentsky import healpix
 from latentsky.extinction import CRANMER2020
@@ -20,15 +21,8 @@ from latentsky.simulate.cmd import (
 from latentsky.simulate.dust import SimulatedDustMap
 from latentsky.simulate.gaia import G_BRIGHT_LIMIT, OBSERVED_COLUMNS, TRUTH_COLUMNS, simulate_gaia_survey
 
-DUST_CFG = {
-    "nside": 16,
-    "n_samples": 5,
-    "hole_fraction": 0.01,
-    "midplane_reddening_per_kpc": 0.35,
-    "scale_height_kpc": 0.1,
-    "n_clouds": 40,
-    "sample_scatter": 0.1,
-}
+# The schema's defaults: the map the embedded default config builds.
+DUST_CFG = default_sources_config()["dust"]["simulated"]
 SURVEY_CFG = {
     "n_stars": 20000,
     "g_limit": 20.7,

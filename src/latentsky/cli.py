@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -96,65 +97,65 @@ def _distances_settings(args: argparse.Namespace) -> dict:
     return config["distances"]
 
 
-def _cmd_distances_train(args: argparse.Namespace) -> int:
-    from latentsky.checkpoints import save_checkpoint
+@dataclasses.dataclass
+class _DistanceJob:
+    """What both `distances` steps need: settings, the table, device, dust, and a provenance record."""
+
+    distances: dict
+    gaia: object
+    device: object
+    dust: object
+    inputs: list
+    record: dict
+
+
+def _distance_job(args: argparse.Namespace, rule: str, extra_inputs: list) -> _DistanceJob:
     from latentsky.distance_catalog import describe_device, dust_source, resolve_device
-    from latentsky.distance_pipeline import train_cmd_flow
     from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
-    from latentsky.provenance import build_record, sha256_file
-
-    distances = _distances_settings(args)
-    _, map_path = args.dust
-    gaia = concat_gaia_tables([read_gaia_table(t, u0_table=args.u0_table) for t in args.tables], args.tables)
-    device = resolve_device(distances["device"])
-    dust = dust_source(distances["dust"], map_path)
-    inputs = [*args.tables, *([map_path] if map_path else [])]
-    record = build_record(
-        rule="latentsky distances train",
-        inputs=inputs,
-        params={"distances": distances},
-        config={"distances": distances, "seed": args.seed},
-        seed=args.seed,
-        device=describe_device(device),
-    )
-    result = train_cmd_flow(
-        gaia, dust, distances, args.seed, device, input_digests=[sha256_file(p) for p in inputs]
-    )
-    state = result.model_state()
-    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step")}
-    save_checkpoint(state, args.out, {**record, "extra": extra})
-    print(
-        f"trained on {result.n_train_stars} of {len(gaia)} stars (removed: {result.removed_by_cut}); "
-        f"final loss {result.trainer.losses[-1]:.4f}; model written to {args.out}"
-    )
-    return 0
-
-
-def _cmd_distances_catalog(args: argparse.Namespace) -> int:
-    from latentsky.distance_catalog import describe_device, dust_source, resolve_device
-    from latentsky.distance_pipeline import distance_catalog, load_cmd_flow
-    from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
-    from latentsky.outputs import write_parquet
     from latentsky.provenance import build_record
 
     distances = _distances_settings(args)
     _, map_path = args.dust
     gaia = concat_gaia_tables([read_gaia_table(t, u0_table=args.u0_table) for t in args.tables], args.tables)
     device = resolve_device(distances["device"])
-    flow = load_cmd_flow(args.model, device)
-    catalog = distance_catalog(
-        gaia, flow, dust_source(distances["dust"], map_path), distances, args.seed, device
-    )
-    inputs = [*args.tables, args.model, *([map_path] if map_path else [])]
+    inputs = [*args.tables, *extra_inputs, *([map_path] if map_path else [])]
     record = build_record(
-        rule="latentsky distances catalog",
+        rule=rule,
         inputs=inputs,
         params={"distances": distances},
         config={"distances": distances, "seed": args.seed},
         seed=args.seed,
         device=describe_device(device),
     )
-    write_parquet(catalog, args.out, record)
+    return _DistanceJob(distances, gaia, device, dust_source(distances["dust"], map_path), inputs, record)
+
+
+def _cmd_distances_train(args: argparse.Namespace) -> int:
+    from latentsky.checkpoints import save_checkpoint
+    from latentsky.distance_pipeline import train_cmd_flow
+    from latentsky.provenance import sha256_file
+
+    job = _distance_job(args, "latentsky distances train", [])
+    digests = [sha256_file(p) for p in job.inputs]
+    result = train_cmd_flow(job.gaia, job.dust, job.distances, args.seed, job.device, input_digests=digests)
+    state = result.model_state()
+    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step")}
+    save_checkpoint(state, args.out, {**job.record, "extra": extra})
+    print(
+        f"trained on {result.n_train_stars} of {len(job.gaia)} stars (removed: {result.removed_by_cut}); "
+        f"final loss {result.trainer.losses[-1]:.4f}; model written to {args.out}"
+    )
+    return 0
+
+
+def _cmd_distances_catalog(args: argparse.Namespace) -> int:
+    from latentsky.distance_pipeline import distance_catalog, load_cmd_flow
+    from latentsky.outputs import write_parquet
+
+    job = _distance_job(args, "latentsky distances catalog", [args.model])
+    flow = load_cmd_flow(args.model, job.device)
+    catalog = distance_catalog(job.gaia, flow, job.dust, job.distances, args.seed, job.device)
+    write_parquet(catalog, args.out, job.record)
     has = catalog["has_posterior"]
     print(
         f"{len(catalog)} stars, {int(has.sum())} with a posterior; median distance "
