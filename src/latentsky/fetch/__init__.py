@@ -1,31 +1,13 @@
 """Fetchers of real survey data: they download the archives' own files, atomically, and name the URL when
 anything goes wrong. Each is tested offline against recorded real responses served over a loopback HTTP
-server (DESIGN.md, "Conventions")."""
+server (DESIGN.md, "Conventions").
 
-from latentsky.fetch.gaia_archive import (
-    DEFAULT_BULK_URL,
-    DEFAULT_TAP_URL,
-    BulkFile,
-    BulkPartition,
-    FetchError,
-    TapPartition,
-    fetch_bulk_partition,
-    fetch_partition_tap,
-    list_bulk_files,
-    partition_adql,
-    select_bulk_files,
-)
+* :mod:`latentsky.fetch.gaia_archive` — Gaia gaia_source by HEALPix partition (bulk files or TAP);
+* :mod:`latentsky.fetch.bayestar` — the Bayestar 3-D dust maps through dustmaps' own fetch.
+"""
 
-__all__ = [
-    "DEFAULT_BULK_URL",
-    "DEFAULT_TAP_URL",
-    "BulkFile",
-    "BulkPartition",
-    "FetchError",
-    "TapPartition",
-    "fetch_bulk_partition",
-    "fetch_partition_tap",
-    "list_bulk_files",
-    "partition_adql",
-    "select_bulk_files",
-]
+from latentsky.fetch import gaia_archive
+from latentsky.fetch.bayestar import fetch_bayestar
+from latentsky.fetch.gaia_archive import *  # noqa: F403 - the module's public API, listed in its __all__
+
+__all__ = [*gaia_archive.__all__, "fetch_bayestar"]
