@@ -51,6 +51,18 @@ def make_source_ids(healpix_level12: np.ndarray, running_number: np.ndarray) -> 
     return hp12 * _MAX_RUNNING + run
 
 
+def running_numbers(healpix_level12: np.ndarray) -> np.ndarray:
+    """0, 1, 2, … within each level-12 pixel, in input order: the low bits of simulated source_ids."""
+    hp12 = np.asarray(healpix_level12, dtype=np.int64)
+    order = np.argsort(hp12, kind="stable")
+    sorted_hp = hp12[order]
+    start = np.flatnonzero(np.r_[True, sorted_hp[1:] != sorted_hp[:-1]])
+    group_start = np.repeat(start, np.diff(np.r_[start, sorted_hp.size]))
+    run = np.empty_like(hp12)
+    run[order] = np.arange(hp12.size) - group_start
+    return run
+
+
 def source_id_to_healpix(source_id: np.ndarray, order: int = GAIA_SOURCE_ID_LEVEL) -> np.ndarray:
     """Nested HEALPix index at ``order`` encoded in Gaia source_ids."""
     _check_order(order)

@@ -373,17 +373,6 @@ def _draw_cluster(cfg: SurveyConfig, dust: SimulatedDustMap, rng: np.random.Gene
     return _finish_selection(stars, dust, cfg.g_limit, rng)
 
 
-def _running_numbers(hp12: np.ndarray) -> np.ndarray:
-    """0, 1, 2, … within each level-12 pixel, in input order."""
-    order = np.argsort(hp12, kind="stable")
-    sorted_hp = hp12[order]
-    start = np.flatnonzero(np.r_[True, sorted_hp[1:] != sorted_hp[:-1]])
-    group_start = np.repeat(start, np.diff(np.r_[start, sorted_hp.size]))
-    run = np.empty_like(hp12)
-    run[order] = np.arange(hp12.size) - group_start
-    return run
-
-
 # --------------------------------------------------------------------------------------------------
 # The survey
 # --------------------------------------------------------------------------------------------------
@@ -448,7 +437,7 @@ def _measure(
     icrs = gal.icrs
     ra, dec = icrs.ra.deg, icrs.dec.deg
     hp12 = healpix.radec_to_healpix(ra, dec, healpix.GAIA_SOURCE_ID_LEVEL)
-    source_id = healpix.make_source_ids(hp12, _running_numbers(hp12))
+    source_id = healpix.make_source_ids(hp12, healpix.running_numbers(hp12))
 
     # Astrometric quality.
     beta = icrs.transform_to("barycentricmeanecliptic").lat.deg

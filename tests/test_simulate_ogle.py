@@ -1,0 +1,177 @@
+"""Tests of the simulated OGLE-III fields with their Gaia DR2-like surroundings (paper 000, Sec. 2, App. A)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from latentsky.simulate.ogle import (
+    CLASSES,
+    SUBTYPES,
+    TABLE1_CLEAN_COUNTS,
+    class_counts,
+    ogle_i_error,
+    simulate_ogle_fields,
+)
+
+CFG = {
+    "n_objects": 1000,
+    "dt_yr": 15.5,
+    "crowding": 0.6,
+    "fraction_gaia_class": 0.3,
+    "fraction_teff": 0.67,
+    "fraction_missing_bp_rp": 0.05,
+}
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate_ogle_fields(CFG, seed=7)
+
+
+def _sep_arcsec(ra1, dec1, ra2, dec2):
+    dra = (np.asarray(ra2) - np.asarray(ra1) + 180.0) % 360.0 - 180.0
+    return 3600.0 * np.hypot(dra * np.cos(np.deg2rad(dec1)), np.asarray(dec2) - np.asarray(dec1))
+
+
+def test_class_proportions_follow_table1(sim):
+    counts = sim.objects["var_class"].value_counts()
+    assert set(counts.index) == set(CLASSES)
+    assert counts.sum() == CFG["n_objects"]
+    total = sum(TABLE1_CLEAN_COUNTS.values())
+    for cls in ("CEP", "ECL", "LPV", "RRLYR", "ELL"):  # the large classes keep their Table 1 share
+        assert counts[cls] / 1000 == pytest.approx(TABLE1_CLEAN_COUNTS[cls] / total, abs=0.02)
+    assert counts["ACEP"] >= 5 and counts["DSCT"] >= 5  # the 1% floor
+    assert class_counts(10) == class_counts(10) and sum(class_counts(37).values()) == 37
+
+
+def test_periods_in_class_ranges_and_subtypes(sim):
+    ranges = {"RRLYR": (0.25, 0.8), "CEP": (1, 30), "T2CEP": (1, 20), "ACEP": (0.4, 2), "DSCT": (0.02, 0.2),
+              "ECL": (0.3, 10), "ELL": (0.5, 5), "LPV": (50, 700)}  # fmt: skip
+    for cls, (lo, hi) in ranges.items():
+        p = sim.objects.loc[sim.objects["var_class"] == cls, "period"]
+        assert p.between(lo, hi).all(), cls
+    rr = sim.objects[sim.objects["var_class"] == "RRLYR"]
+    assert rr.loc[rr["subtype"] == "RRab", "period"].min() >= 0.45
+    assert rr.loc[rr["subtype"] == "RRc", "period"].max() <= 0.45
+    for cls, subs in SUBTYPES.items():
+        got = set(sim.objects.loc[sim.objects["var_class"] == cls, "subtype"])
+        assert got <= {s[0] for s in subs}
+    assert {"SRV", "OSARG", "1O2O"} & set(sim.objects["subtype"])  # dropped-later subtypes are present
+
+
+def _rise_fraction(t, mag, period):
+    """Fraction of the cycle from minimum to maximum light, from 40 phase bins of the folded curve."""
+    phase = np.mod(t / period, 1.0)
+    bins = np.minimum((phase * 40).astype(int), 39)
+    med = np.array([np.median(mag[bins == b]) for b in range(40)])
+    med = np.convolve(np.r_[med[-2:], med, med[:2]], np.ones(5) / 5, mode="valid")
+    return np.mod(np.argmin(med) - np.argmax(med), 40) / 40.0
+
+
+def test_rr_lyrae_shape_depends_on_teff(sim):
+    obj = sim.objects[(sim.objects["var_class"] == "RRLYR") & (sim.objects["i_mag"] < 18.5)]
+    lc = sim.light_curves.groupby("ogle_id")
+    rise, skew = [], []
+    for row in obj.itertuples():
+        g = lc.get_group(row.ogle_id)
+        rise.append(_rise_fraction(g["time"].to_numpy(), g["mag"].to_numpy(), row.period))
+        skew.append(stats.skew(g["mag"]))
+    rho_rise = stats.spearmanr(obj["teff"], rise).statistic
+    rho_skew = stats.spearmanr(obj["teff"], skew).statistic
+    assert rho_rise > 0.5  # hot → slower rise (near-sinusoid), cool → steep sawtooth rise
+    assert rho_skew > 0.3  # cool RRab: brief spiky maximum → negative magnitude skewness
+    amp = lc["mag"].quantile(0.95) - lc["mag"].quantile(0.05)
+    assert stats.spearmanr(obj["teff"], amp[obj["ogle_id"]]).statistic < -0.5
+
+
+def test_cadence_has_seasons_and_hundreds_of_epochs(sim):
+    n = sim.light_curves.groupby("ogle_id").size()
+    assert n.min() >= 300 and n.max() <= 1000
+    for fld in ("BLG", "LMC"):
+        oid = sim.objects.loc[sim.objects["field"] == fld, "ogle_id"].iloc[0]
+        t = sim.light_curves.loc[sim.light_curves["ogle_id"] == oid, "time"].to_numpy()
+        assert np.all(np.diff(t) >= 0)
+        gaps = np.diff(t)
+        assert (gaps > 60).sum() >= 6  # seasonal gaps between ~8 seasons
+        assert 2500 < t.max() - t.min() < 3100  # ~8 years
+        assert np.median(gaps) < 5  # dense within a season
+
+
+def test_errors_grow_with_magnitude(sim):
+    assert ogle_i_error(14.0) == pytest.approx(0.005, abs=0.002)
+    assert ogle_i_error(19.5) == pytest.approx(0.1, rel=0.1)
+    med = sim.light_curves.groupby("ogle_id")["err"].median()
+    imag = sim.objects.set_index("ogle_id")["i_mag"][med.index]
+    assert stats.spearmanr(imag, med).statistic > 0.9
+
+
+def test_counterpart_offset_is_pm_times_dt(sim):
+    gaia = sim.gaia.set_index("source_id")
+    cp = gaia.loc[sim.truth["source_id"]]
+    o = sim.objects
+    sep = _sep_arcsec(o["ra"], o["dec"], cp["ra"].to_numpy(), cp["dec"].to_numpy())
+    assert np.mean(sep < 2.0) > 0.99
+    dra = ((cp["ra"].to_numpy() - o["ra"] + 180) % 360 - 180) * np.cos(np.deg2rad(o["dec"])) * 3600
+    ddec = (cp["dec"].to_numpy() - o["dec"]) * 3600
+    t = sim.truth
+    res_ra = dra - t["pmra"] * CFG["dt_yr"] / 1000 - t["astrometric_noise_ra"]
+    res_dec = ddec - t["pmdec"] * CFG["dt_yr"] / 1000 - t["astrometric_noise_dec"]
+    assert np.abs(res_ra).max() < 1e-4 and np.abs(res_dec).max() < 1e-4
+    assert (cp["pmra"].to_numpy() == t["pmra"].to_numpy()).all()
+    # a zero epoch difference leaves only the noise
+    s0 = simulate_ogle_fields({**CFG, "dt_yr": 0.0, "n_objects": 200}, seed=1)
+    cp0 = s0.gaia.set_index("source_id").loc[s0.truth["source_id"]]
+    sep0 = _sep_arcsec(s0.objects["ra"], s0.objects["dec"], cp0["ra"].to_numpy(), cp0["dec"].to_numpy())
+    assert np.median(sep0) < 0.15
+
+
+def test_crowding_gives_multiple_sources_in_cone(sim):
+    o = sim.objects
+    g = sim.gaia
+    n_in = np.array(
+        [
+            (_sep_arcsec(r, d, g["ra"].to_numpy(), g["dec"].to_numpy()) < 2.0).sum()
+            for r, d in zip(o["ra"], o["dec"], strict=True)
+        ]
+    )
+    frac_multi = np.mean(n_in >= 2)
+    assert 0.25 < frac_multi < 0.65  # paper 000 App. A: 15,108 / 34,653 = 44%
+    assert np.mean(n_in >= 3) > 0.03
+    none = simulate_ogle_fields({**CFG, "crowding": 0.0, "n_objects": 100}, seed=2)
+    assert len(none.gaia) == 100
+
+
+def test_gaia_columns_and_physics(sim):
+    g = sim.gaia
+    assert g["source_id"].dtype == np.int64 and g["source_id"].is_unique
+    assert list(g.columns) == ["source_id", "ra", "dec", "pmra", "pmdec", "phot_g_mean_mag", "bp_rp", "teff_val",
+                               "r_est", "phot_variable_flag", "gaia_var_class"]  # fmt: skip
+    labels = set(g["gaia_var_class"].dropna())
+    assert labels <= {"RRAB", "RRC", "RRD", "DCEP", "T2CEP", "ACEP", "MIRA_SR", "DSCT_SXPHE"} and labels
+    assert 0.2 < g["teff_val"].notna().mean() < 0.8
+    assert 0 < g["bp_rp"].isna().mean() < 0.5
+    o = sim.objects.set_index("var_class")
+    assert o.loc["LPV", "teff"].max() < o.loc["RRLYR", "teff"].min()
+    assert o.loc["CEP", "abs_g"].median() < o.loc["RRLYR", "abs_g"].median() - 2
+    assert sim.objects["has_physics"].mean() == pytest.approx(0.6, abs=0.15)
+    assert (sim.objects["radius"].notna() <= sim.objects["has_physics"]).all()
+
+
+def test_deterministic_and_validation():
+    a = simulate_ogle_fields({**CFG, "n_objects": 150}, seed=3)
+    b = simulate_ogle_fields({**CFG, "n_objects": 150}, seed=3)
+    c = simulate_ogle_fields({**CFG, "n_objects": 150}, seed=4)
+    for name in ("objects", "light_curves", "gaia", "truth"):
+        pd.testing.assert_frame_equal(getattr(a, name), getattr(b, name))
+    assert not a.light_curves["mag"].equals(c.light_curves["mag"])
+    with pytest.raises(ValueError, match="crowding"):
+        simulate_ogle_fields({k: v for k, v in CFG.items() if k != "crowding"}, seed=0)
+    with pytest.raises(ValueError, match="fraction_teff"):
+        simulate_ogle_fields({**CFG, "fraction_teff": 1.5}, seed=0)
+    with pytest.raises(ValueError, match="n_objects"):
+        simulate_ogle_fields({**CFG, "n_objects": 2.5}, seed=0)
+    with pytest.raises(ValueError, match="fields"):
+        simulate_ogle_fields({**CFG, "fields": []}, seed=0)
