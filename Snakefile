@@ -16,6 +16,8 @@ report: "resources/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/sources.smk"
+include: "rules/crossmatch.smk"
+include: "rules/lightcurves.smk"
 include: "rules/train.smk"
 include: "rules/catalogs.smk"
 include: "rules/release.smk"

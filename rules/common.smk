@@ -146,4 +146,15 @@ def released_files(wildcards=None):
     ]
     if SIMULATED:
         files.append(f"{FIGURES}/distances/cluster_distances.png")
+    files += [
+        *OGLE_TABLES.values(),
+        f"{CROSSMATCH_DIR}/matches.parquet",
+        f"{CROSSMATCH_DIR}/cascade_counts.parquet",
+        f"{METRICS}/crossmatch.json",
+        *LIGHTCURVE_SETS.values(),
+        f"{LIGHTCURVE_DIR}/object_status.parquet",
+        f"{LIGHTCURVE_DIR}/class_counts.parquet",
+        f"{METRICS}/lightcurves.json",
+        f"{FIGURES}/lightcurves/fig1_panels.png",
+    ]
     return files

@@ -208,3 +208,34 @@ def test_one_partition_regenerates_alone_and_audits(workflow_run):
     result = audit(workflow_run / target)
     assert result.ok, [str(m) for m in result.mismatches]
     assert any("results/models/cmd_flow/model.pt" in line for line in result.lines)
+
+
+def test_crossmatch_on_the_simulated_fields(workflow_run):
+    from latentsky.crossmatch import CASCADE_RULES
+
+    metrics = json.loads((workflow_run / "results/metrics/crossmatch.json").read_text())
+    # Issue 4's bar on the simulation: accepted matches precision ≥ 0.99, recall ≥ 0.95 against truth.
+    assert metrics["precision"] >= 0.99 and metrics["recall"] >= 0.95
+    matches = pd.read_parquet(workflow_run / "results/crossmatch/matches.parquet")
+    objects = pd.read_parquet(workflow_run / "results/sources/ogle/objects.parquet")
+    assert sorted(matches["ogle_id"]) == sorted(objects["ogle_id"])  # one row per OGLE object
+    counts = pd.read_parquet(workflow_run / "results/crossmatch/cascade_counts.parquet")
+    assert list(counts["rule"]) == list(CASCADE_RULES)  # Table 4's rows, in the paper's order
+    assert counts["count"].sum() == len(objects)
+
+
+def test_lightcurve_sets_are_balanced_and_leak_free(workflow_run):
+    sets = {
+        s: pd.read_parquet(workflow_run / f"results/lightcurves/{s}.parquet")
+        for s in ("train", "val", "test")
+    }
+    assert not sets["test"]["augmented"].any()
+    test_ids = set(sets["test"]["ogle_id"])
+    assert not test_ids & set(sets["train"]["ogle_id"]) and not test_ids & set(sets["val"]["ogle_id"])
+    assert all(len(p) <= 100 for p in sets["train"]["phase"])
+    per_class = sets["train"].groupby("var_class").size()
+    # Train holds 75 % of the (scaled) class targets: 30 for small classes, 60 for large ones.
+    assert set(per_class.unique()) <= {30, 60}
+    status = pd.read_parquet(workflow_run / "results/lightcurves/object_status.parquet")
+    objects = pd.read_parquet(workflow_run / "results/sources/ogle/objects.parquet")
+    assert sorted(status["ogle_id"]) == sorted(objects["ogle_id"])  # every object accounted for

@@ -510,3 +510,103 @@ def table1_counts(objects: pd.DataFrame, class_col: str = "var_class") -> pd.Dat
         table[f"pct_{name}"] = 100.0 * table[f"n_{name}"] / table["n"]
     table.index.name = class_col
     return table
+
+
+#: Why an object is not in the training sets (one status per object; nothing is dropped silently).
+STATUS_KEPT = "kept"
+STATUS_DROPPED_SUBTYPE = "dropped_subtype"
+STATUS_LOW_SNR = "low_snr"
+STATUS_NO_PERIOD = "no_period"
+
+
+def training_sets(
+    objects: pd.DataFrame,
+    light_curves: pd.DataFrame,
+    rng: np.random.Generator,
+    *,
+    n_points: int = T_LEN,
+    snr_min: float = SNR_MIN,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    **balance_kwargs: int | None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The whole light-curve stage of paper 000 Sec. 2: from objects and their raw light curves to examples.
+
+    Steps: drop multi-mode / semi-regular subtypes; 3 × 3σ clipping; SNR ≥ ``snr_min``; fold on the
+    catalog period; split the *real* objects 60/20/20 by class; undersample each to ``n_points``; add
+    augmented copies (Gaussian resampling within errors, uniform phase shift, undersampling) to train and
+    validation only, balancing the classes (:func:`augmentation_plan`).
+
+    Parameters
+    ----------
+    objects : one row per object: ``ogle_id``, ``var_class``, ``subtype``, ``period`` (d), optionally
+        ``has_physics`` and physical parameters (carried into the examples).
+    light_curves : long table ``ogle_id``, ``time`` (d), ``mag``, ``err``.
+
+    Returns
+    -------
+    (examples, status)
+        ``examples``: one row per light curve of the data sets — ``ogle_id``, ``var_class``, ``split``,
+        ``copy`` (0 = real), ``augmented``, list columns ``phase``, ``mag``, ``err`` (``n_points`` each, or
+        fewer for a shorter curve), and the object's other columns. ``status``: one row per input object
+        with ``status`` (:data:`STATUS_KEPT` or why not), ``snr`` and ``split``.
+    """
+    objects = objects.reset_index(drop=True)
+    if "has_physics" not in objects:
+        objects = objects.assign(has_physics=False)
+    groups = {k: g for k, g in light_curves.groupby("ogle_id", sort=False)}
+    status = pd.DataFrame({"ogle_id": objects["ogle_id"], "status": STATUS_KEPT, "snr": np.nan})
+    folded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    for i, obj in objects.iterrows():
+        if not keep_subtype(obj["var_class"], obj.get("subtype")):
+            status.loc[i, "status"] = STATUS_DROPPED_SUBTYPE
+            continue
+        lc = groups.get(obj["ogle_id"])
+        if lc is None or not (np.isfinite(obj["period"]) and obj["period"] > 0):
+            status.loc[i, "status"] = STATUS_NO_PERIOD
+            continue
+        t, m, e = (lc[c].to_numpy(dtype=np.float64) for c in ("time", "mag", "err"))
+        keep = sigma_clip_lightcurve(t, m, e)
+        t, m, e = t[keep], m[keep], e[keep]
+        s = snr(m, e)
+        status.loc[i, "snr"] = s
+        if not s >= snr_min:
+            status.loc[i, "status"] = STATUS_LOW_SNR
+            continue
+        phase = fold(t, float(obj["period"]))
+        order = np.argsort(phase, kind="stable")
+        folded[obj["ogle_id"]] = (phase[order], m[order], e[order])
+
+    usable = objects[status["status"].to_numpy() == STATUS_KEPT]
+    split = stratified_split(usable, fractions, rng)
+    status["split"] = status["ogle_id"].map(split)
+    plan = augmentation_plan(
+        usable,
+        split,
+        rng,
+        fractions=dict(zip(("train", "val", "test"), fractions, strict=True)),
+        **balance_kwargs,
+    )
+    rows = []
+    for ogle_id, part in plan.groupby("ogle_id", sort=False):
+        phase, mag, err = folded[ogle_id]
+        real = undersample(phase, mag, err, n=n_points, rng=rng)
+        curves = [np.column_stack(real)]
+        n_aug = int(part["augmented"].sum())
+        if n_aug:
+            curves.extend(augment(phase, mag, err, n_aug, rng, n=n_points))
+        for (_, row), curve in zip(part.sort_values("copy").iterrows(), curves, strict=True):
+            rows.append(
+                {
+                    "ogle_id": ogle_id,
+                    "split": row["split"],
+                    "copy": int(row["copy"]),
+                    "augmented": bool(row["augmented"]),
+                    "phase": curve[:, 0].tolist(),
+                    "mag": curve[:, 1].tolist(),
+                    "err": curve[:, 2].tolist(),
+                }
+            )
+    examples = pd.DataFrame(rows).merge(objects, on="ogle_id", how="left", validate="m:1")
+    first = ["ogle_id", "var_class", "split", "copy", "augmented", "phase", "mag", "err"]
+    examples = examples[first + [c for c in examples.columns if c not in first]]
+    return examples, status

@@ -1,0 +1,51 @@
+# OGLE-III × Gaia cross-match with the proper-motion validation cascade (paper 000 Appendix A, Table 4).
+OGLE_DIR = f"{RESULTS}/sources/ogle"
+OGLE_TABLES = {
+    name: f"{OGLE_DIR}/{name}.parquet"
+    for name in ("objects", "light_curves", "gaia", "truth")
+}
+CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
+
+
+rule simulate_ogle_fields:
+    output:
+        **OGLE_TABLES,
+    params:
+        simulated=config["ogle"]["simulated"],
+        seed=seed_for("simulate_ogle_fields"),
+    log:
+        f"{LOGS}/simulate_ogle_fields.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/latentsky.yaml"
+    script:
+        "../scripts/simulate_ogle_fields.py"
+
+
+rule crossmatch_ogle_gaia:
+    input:
+        objects=OGLE_TABLES["objects"],
+        gaia=OGLE_TABLES["gaia"],
+        truth=OGLE_TABLES["truth"],
+    output:
+        matches=f"{CROSSMATCH_DIR}/matches.parquet",
+        counts=f"{CROSSMATCH_DIR}/cascade_counts.parquet",
+        counts_md=report(
+            f"{CROSSMATCH_DIR}/cascade_counts.md",
+            caption="../resources/report/captions/cascade_counts.rst",
+            category="Cross-match",
+        ),
+        metrics=f"{METRICS}/crossmatch.json",
+    params:
+        crossmatch=config["crossmatch"],
+    log:
+        f"{LOGS}/crossmatch_ogle_gaia.log",
+    resources:
+        mem_mb=4000,
+        runtime=20,
+    conda:
+        "../envs/latentsky.yaml"
+    script:
+        "../scripts/crossmatch_ogle_gaia.py"

@@ -1,0 +1,51 @@
+# Light curves: cleaning, folding, class-balancing augmentation, leak-free splits (paper 000 Sec. 2).
+LIGHTCURVE_DIR = f"{RESULTS}/lightcurves"
+LIGHTCURVE_SETS = {
+    split: f"{LIGHTCURVE_DIR}/{split}.parquet" for split in ("train", "val", "test")
+}
+
+
+rule lightcurve_training_sets:
+    input:
+        objects=OGLE_TABLES["objects"],
+        light_curves=OGLE_TABLES["light_curves"],
+        matches=f"{CROSSMATCH_DIR}/matches.parquet",
+    output:
+        **LIGHTCURVE_SETS,
+        status=f"{LIGHTCURVE_DIR}/object_status.parquet",
+        class_counts=f"{LIGHTCURVE_DIR}/class_counts.parquet",
+        metrics=f"{METRICS}/lightcurves.json",
+    params:
+        lightcurves=config["lightcurves"],
+        seed=seed_for("lightcurve_training_sets"),
+    log:
+        f"{LOGS}/lightcurve_training_sets.log",
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    conda:
+        "../envs/latentsky.yaml"
+    script:
+        "../scripts/lightcurve_training_sets.py"
+
+
+rule plot_lightcurves:
+    input:
+        light_curves=OGLE_TABLES["light_curves"],
+        train=LIGHTCURVE_SETS["train"],
+        objects=OGLE_TABLES["objects"],
+    output:
+        report(
+            f"{FIGURES}/lightcurves/fig1_panels.png",
+            caption="../resources/report/captions/lightcurve_panels.rst",
+            category="Light curves",
+        ),
+    log:
+        f"{LOGS}/plot_lightcurves.log",
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    conda:
+        "../envs/latentsky.yaml"
+    script:
+        "../scripts/plot_lightcurves.py"

@@ -1,0 +1,54 @@
+"""Rule lightcurve_training_sets: cleaned, folded, balanced train/val/test light curves (paper 000 Sec. 2)."""
+
+import numpy as np
+import pandas as pd
+
+from latentsky.jobs import job_logging, job_record
+from latentsky.lightcurves import table1_counts, training_sets
+from latentsky.outputs import write_json, write_parquet
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+
+with job_logging(smk) as log:
+    cfg = smk.params.lightcurves
+    objects = pd.read_parquet(smk.input.objects)
+    light_curves = pd.read_parquet(smk.input.light_curves)
+    matches = pd.read_parquet(smk.input.matches)
+    # The training set is the validated cross-match (paper 000 Sec. 2): objects whose Gaia match the
+    # cascade accepted. The others keep a status row saying so.
+    accepted = set(matches.loc[matches["accepted"], "ogle_id"])
+    matched = objects[objects["ogle_id"].isin(accepted)]
+    examples, status = training_sets(
+        matched,
+        light_curves[light_curves["ogle_id"].isin(accepted)],
+        np.random.default_rng(smk.params.seed),
+        n_points=cfg["n_points"],
+        snr_min=cfg["snr_min"],
+        fractions=tuple(cfg["split"]),
+        target_small=cfg["target_small"],
+        target_large=cfg["target_large"],
+        small_class_limit=cfg["small_class_limit"],
+        ecl_reduce_to=cfg["ecl_reduce_to"],
+    )
+    unmatched = objects.loc[~objects["ogle_id"].isin(accepted), ["ogle_id"]].assign(
+        status="no_accepted_match", snr=np.nan, split=None
+    )
+    status = pd.concat([status, unmatched], ignore_index=True)
+    record = job_record(smk, seed=smk.params.seed)
+    for split in ("train", "val", "test"):
+        write_parquet(examples[examples["split"] == split], smk.output[split], record)
+    write_parquet(status, smk.output.status, record)
+
+    kept = objects[objects["ogle_id"].isin(status.loc[status["status"] == "kept", "ogle_id"])]
+    counts = table1_counts(kept).add_prefix("clean_")
+    per_split = examples.groupby(["var_class", "split"]).size().unstack("split", fill_value=0)
+    counts = counts.join(per_split.add_prefix("examples_"), how="left").fillna(0)
+    write_parquet(counts.reset_index(names="var_class"), smk.output.class_counts, record)
+    metrics = {
+        "status_counts": status["status"].value_counts().to_dict(),
+        "examples_per_split": examples["split"].value_counts().to_dict(),
+        "examples_per_class_and_split": {k: v for k, v in per_split.to_dict(orient="index").items()},
+        "test_set_augmented_examples": int(examples.loc[examples["split"] == "test", "augmented"].sum()),
+    }
+    write_json(metrics, smk.output.metrics, record)
+    log.info("examples: %s; objects: %s", metrics["examples_per_split"], metrics["status_counts"])

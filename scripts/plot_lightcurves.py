@@ -1,0 +1,17 @@
+"""Rule plot_lightcurves: paper 000 Fig. 1 panels per class for the report."""
+
+import pandas as pd
+
+from latentsky.jobs import job_logging, job_record
+from latentsky.lightcurve_figures import fig1_panels
+from latentsky.outputs import save_figure
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+
+with job_logging(smk):
+    figure = fig1_panels(
+        pd.read_parquet(smk.input.objects),
+        pd.read_parquet(smk.input.light_curves),
+        pd.read_parquet(smk.input.train),
+    )
+    save_figure(figure, smk.output[0], job_record(smk), dpi=90)
