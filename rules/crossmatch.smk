@@ -10,16 +10,16 @@ CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
 rule simulate_ogle_fields:
     output:
         **OGLE_TABLES,
-    params:
-        simulated=config["ogle"]["simulated"],
-        seed=seed_for("simulate_ogle_fields"),
     log:
         f"{LOGS}/simulate_ogle_fields.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../envs/latentsky.yaml"
+    params:
+        simulated=config["ogle"]["simulated"],
+        seed=seed_for("simulate_ogle_fields"),
     script:
         "../scripts/simulate_ogle_fields.py"
 
@@ -38,14 +38,14 @@ rule crossmatch_ogle_gaia:
             category="Cross-match",
         ),
         metrics=f"{METRICS}/crossmatch.json",
-    params:
-        crossmatch=config["crossmatch"],
     log:
         f"{LOGS}/crossmatch_ogle_gaia.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=4000,
         runtime=20,
-    conda:
-        "../envs/latentsky.yaml"
+    params:
+        crossmatch=config["crossmatch"],
     script:
         "../scripts/crossmatch_ogle_gaia.py"

@@ -15,16 +15,16 @@ rule lightcurve_training_sets:
         status=f"{LIGHTCURVE_DIR}/object_status.parquet",
         class_counts=f"{LIGHTCURVE_DIR}/class_counts.parquet",
         metrics=f"{METRICS}/lightcurves.json",
-    params:
-        lightcurves=config["lightcurves"],
-        seed=seed_for("lightcurve_training_sets"),
     log:
         f"{LOGS}/lightcurve_training_sets.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=8000,
         runtime=30,
-    conda:
-        "../envs/latentsky.yaml"
+    params:
+        lightcurves=config["lightcurves"],
+        seed=seed_for("lightcurve_training_sets"),
     script:
         "../scripts/lightcurve_training_sets.py"
 
@@ -42,10 +42,10 @@ rule plot_lightcurves:
         ),
     log:
         f"{LOGS}/plot_lightcurves.log",
+    conda:
+        "../envs/latentsky.yaml"
     resources:
         mem_mb=4000,
         runtime=10,
-    conda:
-        "../envs/latentsky.yaml"
     script:
         "../scripts/plot_lightcurves.py"
