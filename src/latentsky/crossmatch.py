@@ -211,7 +211,8 @@ _MATCH_COLUMNS = [
     "pm_radius_arcsec",
 ]
 _OGLE_REQUIRED = ("ogle_id", "ra", "dec", "var_class", "period")
-_GAIA_REQUIRED = (
+#: Columns of the Gaia table the cascade reads (the simulated fields produce exactly these).
+GAIA_COLUMNS = (
     "source_id",
     "ra",
     "dec",
@@ -575,7 +576,7 @@ def run_cascade(
         :func:`cascade_counts` of ``matches``.
     """
     _require(ogle, _OGLE_REQUIRED, "OGLE")
-    _require(gaia, _GAIA_REQUIRED, "Gaia")
+    _require(gaia, GAIA_COLUMNS, "Gaia")
     if ogle["ogle_id"].duplicated().any():
         dup = ogle.loc[ogle["ogle_id"].duplicated(), "ogle_id"].iloc[0]
         raise ValueError(f"OGLE table: column ogle_id must be unique; {dup!r} repeats")

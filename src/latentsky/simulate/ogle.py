@@ -237,19 +237,6 @@ OBJECT_COLUMNS = (
     "luminosity",
     "has_physics",
 )
-GAIA_COLUMNS = (
-    "source_id",
-    "ra",
-    "dec",
-    "pmra",
-    "pmdec",
-    "phot_g_mean_mag",
-    "bp_rp",
-    "teff_val",
-    "r_est",
-    "phot_variable_flag",
-    "gaia_var_class",
-)
 
 
 @dataclass
@@ -267,8 +254,9 @@ class OgleSimulation:
         Long table ``ogle_id``, ``time`` (HJD − 2450000), ``mag`` (I), ``err`` (mag), sorted by object
         then time.
     gaia : DataFrame
-        Gaia DR2-like sources around the OGLE objects (:data:`GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in
-        mas/yr; G mag; r_est pc), sorted by source_id.
+        Gaia DR2-like sources around the OGLE objects, with the columns the cross-match reads
+        (:data:`latentsky.crossmatch.GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in mas/yr; G mag; r_est pc),
+        sorted by source_id.
     truth : DataFrame
         Per OGLE object: ``ogle_id``, ``source_id`` (its true counterpart), ``teff``, ``abs_g``, ``radius``,
         ``luminosity`` (all true, no NaN), ``distance_pc``, ``a_i``, ``rise_fraction`` and ``amplitude``
