@@ -584,16 +584,8 @@ def run_cascade(
     ogle = ogle.reset_index(drop=True)
     gaia = gaia.reset_index(drop=True)
     pairs = cone_match(ogle, gaia, radius_arcsec)
-    gcols = [
-        "pmra",
-        "pmdec",
-        "phot_g_mean_mag",
-        "bp_rp",
-        "teff_val",
-        "r_est",
-        "phot_variable_flag",
-        "gaia_var_class",
-    ]
+    # cone_match already carries source_id; ra/dec are not needed past the cone.
+    gcols = [c for c in GAIA_COLUMNS if c not in ("source_id", "ra", "dec")]
     cand_all = pairs.join(gaia[gcols], on="gaia_row")
     groups = {k: g for k, g in cand_all.groupby("ogle_row", sort=False)}
     empty = cand_all.iloc[:0]
