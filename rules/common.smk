@@ -1,4 +1,6 @@
 # Shared helpers (paths, partitions, seeds) used across the workflow; it defines no jobs.
+from pathlib import Path
+
 from latentsky.config import derive_seed
 from latentsky.healpix import npix
 
@@ -65,6 +67,21 @@ if DISTANCES["dust"]["kind"] == "map" and DUST_KIND == "none":
         "config distances.dust.kind is 'map' but sources.dust.kind is 'none': give a map "
         "(sources.dust.kind simulated or bayestar19) or set distances.dust.kind to none or constant"
     )
+
+
+def published_xmatch_tables(wildcards=None):
+    """The authors' five OGLE-III × Gaia DR2 tables in crossmatch.published_tables (checked at parse time)."""
+    from latentsky.ogle_io import PUBLISHED_XMATCH_TABLES
+
+    directory = Path(config["crossmatch"]["published_tables"])
+    missing = [n for n in PUBLISHED_XMATCH_TABLES if not (directory / n).is_file()]
+    if missing:
+        raise WorkflowError(
+            f"config crossmatch.published_tables = {str(directory)!r}: missing {missing} there. Point it at "
+            "the directory of the PELS-VAE authors' tables (../shared/data/ogle3_gaiadr2_xmatch beside a "
+            "checkout) or set it to null to skip the comparison with the published cross-match."
+        )
+    return [str(directory / n) for n in PUBLISHED_XMATCH_TABLES]
 
 
 def seed_for(stage):
@@ -157,4 +174,6 @@ def released_files(wildcards=None):
         f"{METRICS}/lightcurves.json",
         f"{FIGURES}/lightcurves/fig1_panels.png",
     ]
+    if PUBLISHED_XMATCH:
+        files += PUBLISHED_OUTPUTS
     return files

@@ -9,6 +9,7 @@ rule lightcurve_training_sets:
     input:
         objects=OGLE_TABLES["objects"],
         light_curves=OGLE_TABLES["light_curves"],
+        gaia=OGLE_TABLES["gaia"],
         matches=f"{CROSSMATCH_DIR}/matches.parquet",
     output:
         **LIGHTCURVE_SETS,

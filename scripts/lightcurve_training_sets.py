@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 
+from latentsky.crossmatch import adopted_physics
 from latentsky.jobs import job_logging, job_record
 from latentsky.lightcurves import table1_counts, training_sets
 from latentsky.outputs import write_json, write_parquet
@@ -15,7 +16,9 @@ with job_logging(smk) as log:
     light_curves = pd.read_parquet(smk.input.light_curves)
     matches = pd.read_parquet(smk.input.matches)
     # The training set is the validated cross-match (paper 000 Sec. 2): objects whose Gaia match the
-    # cascade accepted. The others keep a status row saying so.
+    # cascade accepted, with Teff, M_G, R, L of that Gaia source. The others keep a status row saying so.
+    physics = adopted_physics(matches, pd.read_parquet(smk.input.gaia))
+    objects = objects.merge(physics, on="ogle_id", how="left", validate="1:1")
     accepted = set(matches.loc[matches["accepted"], "ogle_id"])
     matched = objects[objects["ogle_id"].isin(accepted)]
     examples, status = training_sets(
@@ -43,6 +46,9 @@ with job_logging(smk) as log:
     counts = table1_counts(kept).add_prefix("clean_")
     per_split = examples.groupby(["var_class", "split"]).size().unstack("split", fill_value=0)
     counts = counts.join(per_split.add_prefix("examples_"), how="left").fillna(0)
+    examples_cols = [c for c in counts.columns if c.startswith("examples_")]
+    counts.loc["Total", examples_cols] = counts.drop(index="Total")[examples_cols].sum()
+    counts[examples_cols] = counts[examples_cols].astype(int)
     write_parquet(counts.reset_index(names="var_class"), smk.output.class_counts, record)
     metrics = {
         "status_counts": status["status"].value_counts().to_dict(),

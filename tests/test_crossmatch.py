@@ -11,6 +11,8 @@ from conftest import SHARED_DATA
 
 from latentsky.crossmatch import (
     CASCADE_RULES,
+    GAIA_TO_OGLE_CLASS,
+    adopted_physics,
     cone_match,
     learn_class_ranges,
     main_sequence_degenerate,
@@ -18,7 +20,12 @@ from latentsky.crossmatch import (
     precision_recall,
     run_cascade,
 )
-from latentsky.ogle_io import read_ogle_gaia_xmatch
+from latentsky.ogle_io import (
+    OgleFormatError,
+    compare_with_published,
+    read_ogle_gaia_xmatch,
+    read_published_crossmatch,
+)
 
 # Real files are required (CI has ../shared beside the checkout): a missing directory fails, not skips.
 XMATCH_DIR = SHARED_DATA / "ogle3_gaiadr2_xmatch"
@@ -91,7 +98,7 @@ CASES = {
     "adjacent_rr_cep": (
         "RRLYR",
         0.5,
-        [(1, 0.3, {"pm": FAST, "gaia_var_class": "DCEP"}), (2, 0.6, {})],
+        [(1, 0.3, {"pm": FAST, "gaia_var_class": "CEP"}), (2, 0.6, {})],
         "adjacent_var_class",
         1,
     ),
@@ -105,7 +112,7 @@ CASES = {
     "fatal_long_period": (
         "RRLYR",
         1.5,
-        [(1, 0.3, {"pm": FAST, "gaia_var_class": "DCEP"}), (2, 0.6, {})],
+        [(1, 0.3, {"pm": FAST, "gaia_var_class": "CEP"}), (2, 0.6, {})],
         "fatal_var_class",
         None,
     ),
@@ -233,6 +240,61 @@ def test_pm_radius_arithmetic():
     arr = pm_radius_arcsec(np.array([0.0, 130.0, np.nan]), np.array([0.0, 0.0, 1.0]))
     np.testing.assert_allclose(arr[:2], [0.0, 2.015])
     assert np.isnan(arr[2])
+
+
+def test_pm_radius_as_published_convention():
+    # Table 4's counts need radii ≳ 2″: |μ|·Δt in mas/yr·yr read as arcsec (crossmatch.pm_radius_arcsec).
+    assert pm_radius_arcsec(3.0, 4.0, convention="as_published") == pytest.approx(77.5)
+    with pytest.raises(ValueError, match="convention"):
+        pm_radius_arcsec(3.0, 4.0, convention="mas")
+    # A slow nearest source 0.5″ away: outside its physical 0.0775″ radius but inside the published one, so the
+    # object goes on to the class/CMD checks, and the second source is a competitor.
+    ogle, gaia = _build(
+        {"x": ("RRLYR", 0.5, [(1, 0.5, {"pm": SLOW, "gaia_var_class": "RRAB"}), (2, 1.5, {})], "", 1)}
+    )
+    phys = run_cascade(ogle, gaia, class_ranges=RANGES)[0].iloc[0]
+    publ = run_cascade(ogle, gaia, class_ranges=RANGES, pm_radius_convention="as_published")[0].iloc[0]
+    assert phys["rule"] == "outside_pm_radius_pass" and phys["pm_radius_arcsec"] == pytest.approx(0.0775)
+    assert publ["rule"] == "same_var_class" and publ["n_within_pm_radius"] == 2
+    assert publ["pm_radius_arcsec"] == pytest.approx(77.5)
+    # Without PM the authors accepted the nearest as the one match in its PM radius (one_pmrad_match.csv).
+    ogle, gaia = _build({"y": ("RRLYR", 0.5, [(1, 0.5, {"pm": (np.nan, np.nan)}), (2, 0.7, {})], "", 1)})
+    # Physical: an unknown PM makes every source in the cone a competitor (here: two, neither placeable).
+    assert run_cascade(ogle, gaia, class_ranges=RANGES)[0]["rule"].iloc[0] == "no_distance"
+    publ = run_cascade(ogle, gaia, class_ranges=RANGES, pm_radius_convention="as_published")[0].iloc[0]
+    assert publ["rule"] == "one_in_pm_radius" and publ["source_id"] == 1001
+
+
+def test_authors_one_pm_radius_rows_are_sources_without_proper_motion():
+    # The evidence for the as_published reading: the 1,119 rows the authors accepted as "only 1 match in PM
+    # radius" are, but for two, Gaia sources with a 2-parameter solution (no PM, so no physical radius).
+    xm = read_ogle_gaia_xmatch(XMATCH_DIR / "one_pmrad_match.csv")
+    assert len(xm) == 1119
+    assert xm["pmra"].isna().sum() >= 1115
+
+
+def test_adopted_physics_from_the_accepted_source():
+    ogle, gaia = _build(
+        {
+            "ok": ("RRLYR", 0.5, [(1, 0.5, {"teff_val": 6500.0, "r_est": 1000.0, "bp_rp": 0.7})], "", 1),
+            "no_teff": ("RRLYR", 0.5, [(1, 0.5, {"r_est": 100.0})], "", 1),
+            "rejected": ("RRLYR", 0.5, [(1, 0.5, {"pm": SLOW, "teff_val": 6000.0}), (2, 0.8, {})], "", None),
+        }
+    )
+    gaia["radius_val"] = np.where(gaia["source_id"] == 1001, 4.5, np.nan)
+    gaia["lum_val"] = np.where(gaia["source_id"] == 1001, 40.0, np.nan)
+    matches, _ = run_cascade(ogle, gaia, class_ranges=RANGES)
+    phys = adopted_physics(matches, gaia).set_index("ogle_id")
+    assert phys.loc["ok", "teff"] == 6500.0 and phys.loc["ok", "abs_g"] == pytest.approx(15.0 - 10.0)
+    assert (
+        phys.loc["ok", "radius"] == 4.5
+        and phys.loc["ok", "luminosity"] == 40.0
+        and phys.loc["ok", "has_physics"]
+    )
+    assert phys.loc["no_teff", "abs_g"] == pytest.approx(10.0) and not phys.loc["no_teff", "has_physics"]
+    assert pd.isna(phys.loc["rejected", "source_id"]) and np.isnan(phys.loc["rejected", "teff"])
+    assert not phys.loc["rejected", "has_physics"]
+    assert list(phys.index) == list(matches["ogle_id"])
 
 
 def test_cone_match_ranks_by_separation():
@@ -425,3 +487,25 @@ def test_real_crossmatch_rows_are_single_matches(fname, class_counts, n_crowded)
     for cls, n in class_counts.items():
         assert by_class[cls] == n
     assert by_class.sum() == len(ogle)
+
+
+def test_published_tables_through_the_cascade():
+    pub = read_published_crossmatch(XMATCH_DIR)
+    assert len(pub.ogle) == 13568 and pub.ogle["ogle_id"].is_unique  # 13,574 rows, 6 objects listed twice
+    assert len(pub.gaia) == 13571 and pub.gaia["source_id"].is_unique
+    # Every DR2 classifier label in the authors' tables is one the cascade knows (DR2 says CEP, not DCEP).
+    assert set(pub.gaia["gaia_var_class"].dropna()) <= set(GAIA_TO_OGLE_CLASS)
+    assert (pub.gaia["phot_variable_flag"] == "VARIABLE").sum() == 3833 + 463 - 2  # two sources in both files
+    matches, counts = run_cascade(pub.ogle, pub.gaia)
+    assert len(matches) == len(pub.ogle) and counts["count"].sum() == len(pub.ogle)
+    agrees = compare_with_published(matches, pub)["agrees"]
+    # The tables hold only the authors' accepted sources, so the cascade must nearly always pick the same one.
+    assert np.mean(agrees) > 0.999
+    # One Gaia source the authors accepted for two OGLE RR Lyrae is flagged on both rows.
+    shared = set(matches.loc[matches["source_shared"], "ogle_id"])
+    assert {"OGLE-BLG-RRLYR-10236", "OGLE-BLG-RRLYR-10239"} <= shared
+
+
+def test_published_tables_missing_file_is_named(tmp_path):
+    with pytest.raises(OgleFormatError, match="cmd_confirmed.csv"):
+        read_published_crossmatch(tmp_path)

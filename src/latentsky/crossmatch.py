@@ -64,7 +64,9 @@ __all__ = [
     "GAIA_TO_OGLE_CLASS",
     "MS_LOCUS",
     "OGLE_CLASSES",
+    "PM_RADIUS_CONVENTIONS",
     "absolute_g",
+    "adopted_physics",
     "cascade_counts",
     "classes_adjacent",
     "classes_same",
@@ -82,11 +84,14 @@ OGLE_CLASSES: tuple[str, ...] = ("ACEP", "CEP", "DSCT", "ECL", "ELL", "LPV", "RR
 #: Gaia DR2 variability-classifier labels (Rimoldini et al. 2019, ``best_class_name``) → OGLE class.
 #: The paper compares classes "without considering sub-types", so all RR Lyrae modes map to RRLYR.
 #: Gaia DR2 has no eclipsing-binary or ellipsoidal classifier label, so ECL/ELL never match a Gaia class.
+#: DR2 calls classical Cepheids ``CEP`` (all 1,716 of them in var_conf_matches.csv); DR3's ``DCEP`` is
+#: accepted too, so a DR3 table can be validated the same way.
 GAIA_TO_OGLE_CLASS: dict[str, str] = {
     "RRAB": "RRLYR",
     "RRC": "RRLYR",
     "RRD": "RRLYR",
     "ARRD": "RRLYR",
+    "CEP": "CEP",
     "DCEP": "CEP",
     "T2CEP": "T2CEP",
     "ACEP": "ACEP",
@@ -96,7 +101,7 @@ GAIA_TO_OGLE_CLASS: dict[str, str] = {
 
 # Classical, type-II and anomalous Cepheids are one family for the "same class" test. WHY: the paper
 # counts matches "without considering sub-types", and the authors' accepted table (var_conf_matches.csv)
-# contains 77 OGLE CEP ↔ Gaia T2CEP, 22 CEP ↔ ACEP and 10 T2CEP ↔ DCEP pairs with periods > 1 d, which
+# contains 77 OGLE CEP ↔ Gaia T2CEP, 22 CEP ↔ ACEP and 10 T2CEP ↔ CEP pairs with periods > 1 d, which
 # their 3,732 same-class + 98 adjacent-class accepted objects can only include as same-class matches.
 _CEPHEID_FAMILY = frozenset({"CEP", "ACEP", "T2CEP"})
 
@@ -209,6 +214,7 @@ _MATCH_COLUMNS = [
     "n_within_pm_radius",
     "separation_arcsec",
     "pm_radius_arcsec",
+    "source_shared",
 ]
 _OGLE_REQUIRED = ("ogle_id", "ra", "dec", "var_class", "period")
 #: Columns of the Gaia table the cascade reads (the simulated fields produce exactly these).
@@ -233,8 +239,17 @@ def _require(frame: pd.DataFrame, columns: Collection[str], name: str) -> None:
         raise ValueError(f"{name} table: missing column(s) {missing}; found {list(frame.columns)}")
 
 
+#: How ``|μ|·Δt`` becomes a radius in arcsec. ``physical``: mas → arcsec (÷ 1000), the distance a source
+#: really moves. ``as_published``: the number |μ|[mas/yr]·Δt[yr] read as arcsec, which is what paper 000's
+#: Table 4 implies (see :func:`pm_radius_arcsec`).
+PM_RADIUS_CONVENTIONS: dict[str, float] = {"physical": 1.0e-3, "as_published": 1.0}
+
+
 def pm_radius_arcsec(
-    pmra: float | np.ndarray | pd.Series, pmdec: float | np.ndarray | pd.Series, dt_yr: float = 15.5
+    pmra: float | np.ndarray | pd.Series,
+    pmdec: float | np.ndarray | pd.Series,
+    dt_yr: float = 15.5,
+    convention: str = "physical",
 ) -> np.ndarray | float:
     """Proper-motion radius: how far a source moves between the two catalog epochs.
 
@@ -244,14 +259,25 @@ def pm_radius_arcsec(
         Proper motion in mas/yr (``pmra`` includes the cos δ factor, as in Gaia). NaN gives NaN.
     dt_yr : float
         Epoch difference in yr; 15.5 yr between OGLE-III and Gaia DR2 (J2015.5) in paper 000 App. A.
+    convention : {"physical", "as_published"}
+        ``physical`` (default): ``|μ| × Δt`` in arcsec, mas/yr × yr / 1000 — typically 0.03″ (Magellanic
+        Clouds) to 0.1″ (bulge), below the 0.07″ OGLE−Gaia astrometric scatter. ``as_published``: the same
+        number without the ÷ 1000 (36–170″ for typical stars), the reading under which Table 4 is possible:
+        its 13,989 objects with "> 1 match in both 2″ radius and nearest neighbor PM radius" out of 15,108
+        multi-match objects need radii ≳ 2″, and the authors' ``one_pmrad_match.csv`` (1,113 objects with
+        "only 1 match in PM radius") holds almost only sources without a proper motion, i.e. no radius.
 
     Returns
     -------
     float or numpy.ndarray
-        ``|μ| × Δt`` in arcsec (mas/yr × yr / 1000).
+        The radius in arcsec.
     """
+    if convention not in PM_RADIUS_CONVENTIONS:
+        raise ValueError(
+            f"pm radius convention must be one of {sorted(PM_RADIUS_CONVENTIONS)}, got {convention!r}"
+        )
     mu = np.hypot(np.asarray(pmra, dtype=np.float64), np.asarray(pmdec, dtype=np.float64))
-    radius = mu * float(dt_yr) / 1000.0
+    radius = mu * float(dt_yr) * PM_RADIUS_CONVENTIONS[convention]
     return float(radius) if radius.ndim == 0 else radius
 
 
@@ -467,6 +493,7 @@ def _decide(
     ranges: pd.DataFrame | None,
     ms_locus: pd.DataFrame,
     isolation_ratio: float,
+    pm_radius_convention: str,
 ) -> tuple[str, int | None, int, float]:
     """Apply the cascade to one object; returns (rule, rank of chosen source or None, n_pm, PM radius ″).
 
@@ -478,12 +505,16 @@ def _decide(
         return "no_candidate", None, 0, np.nan
     sep = cand["separation_arcsec"].to_numpy(np.float64)
     near = cand.iloc[0]
-    r_pm = pm_radius_arcsec(near["pmra"], near["pmdec"], dt_yr)
+    r_pm = pm_radius_arcsec(near["pmra"], near["pmdec"], dt_yr, pm_radius_convention)
     # Unknown PM: fall back to the search radius, so every neighbour competes (the conservative choice).
     r_eff = r_pm if np.isfinite(r_pm) else radius_arcsec
     n_pm = int(np.sum(sep <= r_eff))
     if n == 1:
         return "single_match", 1, n_pm, r_pm
+    if pm_radius_convention == "as_published" and not np.isfinite(r_pm):
+        # What the authors' one_pmrad_match.csv shows: a nearest source without PM was accepted as the one
+        # match "in its PM radius".
+        return "one_in_pm_radius", 1, 1, r_pm
     if sep[0] > r_eff:
         # The paper's six objects of this kind were checked on Pan-STARRS images; the automatic stand-in asks
         # that the nearest be unambiguous: no other source within isolation_ratio × its separation.
@@ -539,6 +570,7 @@ def run_cascade(
     class_ranges: pd.DataFrame | None = None,
     ms_locus: pd.DataFrame | None = None,
     isolation_ratio: float = 2.0,
+    pm_radius_convention: str = "physical",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-match OGLE objects with Gaia sources and validate each match (paper 000 App. A, Table 4).
 
@@ -563,6 +595,9 @@ def run_cascade(
     isolation_ratio : float
         For nearest sources outside their own PM radius: accept when the second-nearest is at least this
         many times farther than the nearest.
+    pm_radius_convention : {"physical", "as_published"}
+        See :func:`pm_radius_arcsec`. ``as_published`` also accepts a nearest source without proper motion
+        as the one match in its PM radius, as the authors' tables show; use it to compare with Table 4.
 
     Returns
     -------
@@ -590,7 +625,17 @@ def run_cascade(
     groups = {k: g for k, g in cand_all.groupby("ogle_row", sort=False)}
     empty = cand_all.iloc[:0]
     records = ogle.to_dict("records")
-    kw = dict(radius_arcsec=radius_arcsec, dt_yr=dt_yr, ms_locus=locus, isolation_ratio=isolation_ratio)
+    if pm_radius_convention not in PM_RADIUS_CONVENTIONS:
+        raise ValueError(
+            f"pm_radius_convention must be one of {sorted(PM_RADIUS_CONVENTIONS)}, got {pm_radius_convention!r}"
+        )
+    kw = dict(
+        radius_arcsec=radius_arcsec,
+        dt_yr=dt_yr,
+        ms_locus=locus,
+        isolation_ratio=isolation_ratio,
+        pm_radius_convention=pm_radius_convention,
+    )
 
     # Pass 1 decides every object with ranges=None; only single_match outcomes are kept from it, because the
     # per-class colour/Teff ranges are learned from those (paper: "the 19545 confirmed objects").
@@ -634,7 +679,7 @@ def run_cascade(
                 "pm_radius_arcsec": r_pm,
             }
         )
-    matches = pd.DataFrame(out, columns=_MATCH_COLUMNS)
+    matches = pd.DataFrame(out, columns=[c for c in _MATCH_COLUMNS if c != "source_shared"])
     if len(matches):
         matches = matches.astype(
             {
@@ -647,6 +692,10 @@ def run_cascade(
                 "pm_radius_arcsec": np.float64,
             }
         )
+    # One Gaia source accepted for two OGLE objects is a blend or a duplicate OGLE entry: both rows are kept
+    # and flagged, for the user to decide (the authors' tables contain one such pair).
+    acc_ids = matches["source_id"].where(matches["accepted"].astype(bool))
+    matches["source_shared"] = acc_ids.notna() & acc_ids.duplicated(keep=False)
     return matches, cascade_counts(matches)
 
 
@@ -738,3 +787,46 @@ def precision_recall(
         if len(sub):
             rows[key] = _row(sub)
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+#: Physical-parameter columns :func:`adopted_physics` adds, with the Gaia DR2 column each comes from.
+PHYSICS_FROM_GAIA: dict[str, str] = {"teff": "teff_val", "radius": "radius_val", "luminosity": "lum_val"}
+
+
+def adopted_physics(matches: pd.DataFrame, gaia: pd.DataFrame) -> pd.DataFrame:
+    """Physical parameters of each OGLE object from its accepted Gaia DR2 counterpart (paper 000 Sec. 2.3).
+
+    Parameters
+    ----------
+    matches : pandas.DataFrame
+        Output of :func:`run_cascade` (``ogle_id``, ``accepted``, ``source_id``).
+    gaia : pandas.DataFrame
+        The Gaia table the cascade ran on: ``source_id``, ``phot_g_mean_mag``, ``bp_rp``, ``r_est``,
+        ``teff_val``; ``radius_val`` and ``lum_val`` are optional (NaN when absent).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per row of ``matches`` (same order): ``ogle_id``, ``source_id`` (Int64, null unless
+        accepted), ``teff`` (K, Gaia Priam ``teff_val``), ``abs_g`` (M_G from G and the Bailer-Jones
+        ``r_est``, no extinction: :func:`absolute_g`), ``bp_rp`` (mag), ``radius`` (R_sun) and ``luminosity``
+        (L_sun) from FLAME, and ``has_physics``: Teff and M_G both known — the three parameters
+        (Teff, M_G, period) cVAE-P is conditioned on (paper 000 Sec. 4.2). All NaN / False where the match
+        was rejected.
+    """
+    _require(gaia, ("source_id", "phot_g_mean_mag", "bp_rp", "r_est", "teff_val"), "Gaia")
+    accepted = matches["accepted"].to_numpy(bool)
+    source_id = matches["source_id"].astype("Int64").where(accepted)
+    g = gaia.set_index("source_id")
+    # int64 keys throughout: a float round trip would corrupt 19-digit source_ids.
+    keys = source_id.fillna(-1).to_numpy(np.int64)
+    rows = g.reindex(keys)
+    out = pd.DataFrame({"ogle_id": matches["ogle_id"].to_numpy(), "source_id": source_id.array})
+    for name, col in PHYSICS_FROM_GAIA.items():
+        out[name] = rows[col].to_numpy(np.float64) if col in rows else np.nan
+    out["abs_g"] = absolute_g(
+        rows["phot_g_mean_mag"].to_numpy(np.float64), rows["r_est"].to_numpy(np.float64)
+    )
+    out["bp_rp"] = rows["bp_rp"].to_numpy(np.float64)
+    out["has_physics"] = np.isfinite(out["teff"].to_numpy()) & np.isfinite(out["abs_g"].to_numpy())
+    return out[["ogle_id", "source_id", "teff", "abs_g", "bp_rp", "radius", "luminosity", "has_physics"]]

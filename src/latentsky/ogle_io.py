@@ -41,6 +41,7 @@ import math
 import os
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -297,6 +298,7 @@ XMATCH_COLUMNS: dict[str, str] = {
     "lum_val": "lum_val",
     "r_est": "r_est",
     "snr": "SNR",
+    "gaia_var_class": "best_class_name",
 }
 _XMATCH_REQUIRED = (
     "OGLE-ID",
@@ -356,7 +358,7 @@ def read_ogle_gaia_xmatch(path: str | os.PathLike) -> pd.DataFrame:
         else:
             out[new] = np.nan
     for col in out.columns:
-        if col not in ("ogle_id", "var_class", "subtype", "source_id"):
+        if col not in ("ogle_id", "var_class", "subtype", "source_id", "gaia_var_class"):
             out[col] = pd.to_numeric(out[col], errors="raise").astype(np.float64)
     bad_id = ~out["ogle_id"].astype(str).str.match(_OGLE_ID.pattern)
     if bad_id.any():
@@ -409,3 +411,102 @@ def read_training_meta_ids(path: str | os.PathLike) -> pd.Series:
     if ids.isna().any() or not pd.api.types.is_integer_dtype(ids):
         raise OgleFormatError(f"{path}: column GAIA_source_id must be integers without gaps")
     return ids.astype(np.int64).rename("source_id")
+
+
+#: The PELS-VAE authors' OGLE-III × Gaia DR2 tables and the Table-4 row each one holds (paper 000 App. A).
+PUBLISHED_XMATCH_TABLES: dict[str, str] = {
+    "cmd_confirmed.csv": "cmd_validated",
+    "var_conf_matches.csv": "same_var_class",
+    "one_pmrad_match.csv": "one_in_pm_radius",
+    "gaiaVar_noClass_confirmed.csv": "variable_no_class",
+    "cmd_secondaries_confirmed.csv": "second_cmd_validated",
+}
+
+
+@dataclass
+class PublishedCrossmatch:
+    """The authors' tables (:data:`PUBLISHED_XMATCH_TABLES`) as inputs of :func:`latentsky.crossmatch.run_cascade`.
+
+    Attributes
+    ----------
+    ogle : DataFrame
+        One row per OGLE object (``ogle_id`` unique): ``ra``, ``dec`` (OGLE, deg), ``var_class``,
+        ``subtype``, ``period``.
+    gaia : DataFrame
+        One row per Gaia source of any table: :data:`latentsky.crossmatch.GAIA_COLUMNS` plus ``radius_val``,
+        ``lum_val``. ``phot_variable_flag`` is ``VARIABLE`` for the sources of the two variability tables,
+        whose ``best_class_name`` (``var_conf_matches.csv``) becomes ``gaia_var_class``.
+    published : DataFrame
+        Per OGLE object: ``published_tables`` (file names joined by "+"), ``published_rows`` (the authors'
+        Table-4 rows, joined the same way) and ``published_source_ids`` (list of the Gaia source_ids the
+        authors accepted for it: two for a few objects listed twice).
+    """
+
+    ogle: pd.DataFrame
+    gaia: pd.DataFrame
+    published: pd.DataFrame
+
+
+def read_published_crossmatch(directory: str | os.PathLike) -> PublishedCrossmatch:
+    """Read the five OGLE-III × Gaia DR2 tables of the PELS-VAE authors into cascade inputs.
+
+    Every table is read with :func:`read_ogle_gaia_xmatch` (so its checks and column fixes apply). A source
+    in two tables keeps one row: the variability information of either (a source the authors list as a
+    Gaia variable is one). Missing tables raise :class:`OgleFormatError` naming them.
+    """
+    directory = Path(directory)
+    missing = [name for name in PUBLISHED_XMATCH_TABLES if not (directory / name).is_file()]
+    if missing:
+        raise OgleFormatError(f"{directory}: missing the authors' cross-match table(s) {missing}")
+    frames = []
+    for name, row in PUBLISHED_XMATCH_TABLES.items():
+        xm = read_ogle_gaia_xmatch(directory / name)
+        variable = name in ("var_conf_matches.csv", "gaiaVar_noClass_confirmed.csv")
+        frames.append(xm.assign(file=name, table_row=row, variable=variable))
+    rows = pd.concat(frames, ignore_index=True)
+
+    ogle = rows.drop_duplicates("ogle_id")[
+        ["ogle_id", "ogle_ra", "ogle_dec", "var_class", "subtype", "period"]
+    ]
+    ogle = ogle.rename(columns={"ogle_ra": "ra", "ogle_dec": "dec"}).reset_index(drop=True)
+
+    by_source = rows.sort_values(["variable", "gaia_var_class"], ascending=False, na_position="last")
+    gaia = by_source.drop_duplicates("source_id").sort_values("source_id")
+    gaia = pd.DataFrame(
+        {
+            "source_id": gaia["source_id"].to_numpy(np.int64),
+            "ra": gaia["gaia_ra"].to_numpy(),
+            "dec": gaia["gaia_dec"].to_numpy(),
+            "pmra": gaia["pmra"].to_numpy(),
+            "pmdec": gaia["pmdec"].to_numpy(),
+            "phot_g_mean_mag": gaia["phot_g_mean_mag"].to_numpy(),
+            "bp_rp": gaia["bp_rp"].to_numpy(),
+            "teff_val": gaia["teff_val"].to_numpy(),
+            "r_est": gaia["r_est"].to_numpy(),
+            "phot_variable_flag": np.where(gaia["variable"], "VARIABLE", "NOT_AVAILABLE"),
+            "gaia_var_class": pd.array(gaia["gaia_var_class"].to_numpy(), dtype="string"),
+            "radius_val": gaia["radius_val"].to_numpy(),
+            "lum_val": gaia["lum_val"].to_numpy(),
+        }
+    )
+    grouped = rows.groupby("ogle_id", sort=False)
+    published = pd.DataFrame(
+        {
+            "published_tables": grouped["file"].agg(lambda s: "+".join(dict.fromkeys(s))),
+            "published_rows": grouped["table_row"].agg(lambda s: "+".join(dict.fromkeys(s))),
+            "published_source_ids": grouped["source_id"].agg(lambda s: sorted({int(v) for v in s})),
+        }
+    ).reindex(ogle["ogle_id"])
+    return PublishedCrossmatch(ogle=ogle, gaia=gaia.reset_index(drop=True), published=published.reset_index())
+
+
+def compare_with_published(matches: pd.DataFrame, published: PublishedCrossmatch) -> pd.DataFrame:
+    """Join cascade results with the authors' decisions: ``matches`` plus the ``published_*`` columns and
+    ``agrees`` (the cascade accepted a source the authors accepted for the same object)."""
+    out = matches.merge(published.published, on="ogle_id", how="left", validate="1:1")
+    chosen = out["source_id"].astype("Int64").fillna(-1).to_numpy(np.int64)
+    out["agrees"] = [
+        bool(acc) and int(sid) in (ids if isinstance(ids, list | np.ndarray) else ())
+        for acc, sid, ids in zip(out["accepted"], chosen, out["published_source_ids"], strict=True)
+    ]
+    return out

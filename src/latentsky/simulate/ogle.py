@@ -111,7 +111,7 @@ SUBTYPES: dict[str, tuple[tuple[str, float, float, float], ...]] = {
 #: Appendix A "flagged as variable with no assigned class".
 GAIA_CLASS: dict[str, str] = {
     "ACEP": "ACEP",
-    "CEP": "DCEP",
+    "CEP": "CEP",
     "DSCT": "DSCT_SXPHE",
     "LPV": "MIRA_SR",
     "T2CEP": "T2CEP",
@@ -124,15 +124,15 @@ GAIA_ADJACENT: dict[str, str] = {
     "RRC": "DSCT_SXPHE",
     "RRD": "RRC",
     "ACEP": "RRAB",
-    "DCEP": "T2CEP",
-    "T2CEP": "DCEP",
+    "CEP": "T2CEP",
+    "T2CEP": "CEP",
     "DSCT_SXPHE": "RRC",
     "MIRA_SR": "MIRA_SR",
 }
 GAIA_CLASS_CONFUSION = 0.03
 
 #: Default OGLE-III fields: a Galactic-bulge patch near Baade's window, the LMC bar and the SMC body. Each has
-#: an object share, a square size (deg), a distance (kpc) and its spread, I-band extinction A_I (mag),
+#: a square size (deg), a distance (kpc) and its spread, I-band extinction A_I (mag),
 #: bulk proper motion and internal dispersion (mas/yr), and a relative density of unrelated Gaia sources.
 #: Distances: bulge 8.2 kpc, LMC 49.6 kpc (Pietrzyński et al. 2019), SMC 62 kpc. PMs: bulge (−2.7, −5.5)
 #: with σ ≈ 3 mas/yr; LMC (1.85, 0.23), SMC (0.80, −1.23) (Gaia Collaboration, Helmi et al. 2018).
@@ -142,7 +142,6 @@ DEFAULT_FIELDS: tuple[dict[str, Any], ...] = (
         "ra": 270.9,
         "dec": -30.0,
         "size_deg": 1.5,
-        "weight": 0.5,
         "distance_kpc": 8.2,
         "distance_sigma_kpc": 1.0,
         "a_i": 1.2,
@@ -156,7 +155,6 @@ DEFAULT_FIELDS: tuple[dict[str, Any], ...] = (
         "ra": 80.9,
         "dec": -69.75,
         "size_deg": 2.0,
-        "weight": 0.35,
         "distance_kpc": 49.6,
         "distance_sigma_kpc": 1.5,
         "a_i": 0.15,
@@ -170,7 +168,6 @@ DEFAULT_FIELDS: tuple[dict[str, Any], ...] = (
         "ra": 13.2,
         "dec": -72.8,
         "size_deg": 1.5,
-        "weight": 0.15,
         "distance_kpc": 62.0,
         "distance_sigma_kpc": 3.0,
         "a_i": 0.08,
@@ -181,6 +178,29 @@ DEFAULT_FIELDS: tuple[dict[str, Any], ...] = (
     },
 )
 _FIELD_KEYS = tuple(DEFAULT_FIELDS[0])
+
+#: Classes that belong to the Galactic disc: towards the bulge they are placed at log-uniform distances in
+#: DISC_DISTANCE_KPC (kpc) rather than at the bulge.
+DISC_CLASSES: tuple[str, ...] = ("DSCT", "ECL")
+DISC_DISTANCE_KPC = (0.8, 8.0)
+
+#: Where each class's validated objects lie: counts per OGLE-III target in the PELS-VAE authors' five
+#: OGLE-III × Gaia DR2 tables (../shared/data/ogle3_gaiadr2_xmatch, 13,574 objects; the Galactic-disc (GD)
+#: objects are counted with the bulge, whose sight lines they share). A class's objects are spread over the
+#: fields in these proportions: RR Lyrae, eclipsing binaries and LPVs that survive the cross-match are mostly
+#: bulge stars (I ≈ 16), classical Cepheids Magellanic (I ≈ 15.8), δ Scuti nearby disc stars. One field mix
+#: for all classes would put most RR Lyrae at the LMC's I ≈ 18.9, where they fail the SNR ≥ 5 cut.
+#: tests/test_simulate_ogle.py recomputes this table from the shared files.
+CLASS_FIELD_COUNTS: dict[str, dict[str, int]] = {
+    "ACEP": {"BLG": 0, "LMC": 19, "SMC": 0},
+    "CEP": {"BLG": 14, "LMC": 1207, "SMC": 1308},
+    "DSCT": {"BLG": 14, "LMC": 0, "SMC": 0},
+    "ECL": {"BLG": 3063, "LMC": 582, "SMC": 193},
+    "ELL": {"BLG": 1029, "LMC": 0, "SMC": 0},
+    "LPV": {"BLG": 1678, "LMC": 0, "SMC": 0},
+    "RRLYR": {"BLG": 4070, "LMC": 207, "SMC": 5},
+    "T2CEP": {"BLG": 114, "LMC": 64, "SMC": 7},
+}
 
 #: Survey epochs: OGLE-III positions are J2000 (Udalski et al. 2008), OGLE-III ran 2001–2009
 #: (HJD − 2450000 ≈ 2000–5000) in 8 seasons. Season centres and lengths (d): the bulge is observable
@@ -201,7 +221,11 @@ OGLE_ERR_SEEING_SIGMA = 0.2
 #: outside are redrawn.
 I_MAG_RANGE = (11.5, 20.0)
 #: 1σ astrometric noise per coordinate of the OGLE minus Gaia position difference (arcsec), dominated by
-#: OGLE-III's ~0.1″ astrometry in crowded fields (Szymański et al. 2011).
+#: OGLE-III's ~0.1″ astrometry in crowded fields (Szymański et al. 2011). Measured: in the authors' tables the
+#: OGLE position and the Gaia position propagated to J2000 (``angDist``) differ by a median 0.080″; for a
+#: 2-D Gaussian offset the median is σ √(2 ln 2) = 1.177 σ, so σ = 0.068″ (tested against the shared files).
+#: This exceeds |μ|·Δt of Magellanic stars (≈ 0.03″), so for them the nearest source usually lies outside
+#: its own PM radius, as in the real tables (90 % of LMC/SMC objects).
 ASTROMETRIC_NOISE_ARCSEC = 0.07
 #: Bailer-Jones r_est: fractional scatter and the fraction of sources without one (Appendix A: 151 of 853).
 R_EST_FRACTIONAL_SIGMA = 0.12
@@ -231,11 +255,7 @@ OBJECT_COLUMNS = (
     "period",
     "i_mag",
     "v_i",
-    "teff",
-    "abs_g",
-    "radius",
-    "luminosity",
-    "has_physics",
+    "n_epochs",
 )
 
 
@@ -247,16 +267,16 @@ class OgleSimulation:
     ----------
     objects : DataFrame
         One row per OGLE variable: ``ogle_id``, ``field``, ``ra``/``dec`` (deg, J2000), ``var_class``,
-        ``subtype``, ``period`` (d), ``i_mag`` (mean I, mag), ``v_i`` (observed V−I, mag), true ``teff``
-        (K), ``abs_g`` (M_G, mag), ``radius`` (R_sun) and ``luminosity`` (L_sun) — NaN where Gaia would not
-        give them — and ``has_physics`` (Gaia Teff available: the physics-conditioned subset of Table 1).
+        ``subtype``, ``period`` (d), ``i_mag`` (mean I, mag), ``v_i`` (observed V−I, mag), ``n_epochs``:
+        what the OGLE-III catalog gives (:data:`OBJECT_COLUMNS`, the columns the archive fetcher writes).
+        Physical parameters are not here: as in the paper they come from the Gaia match.
     light_curves : DataFrame
         Long table ``ogle_id``, ``time`` (HJD − 2450000), ``mag`` (I), ``err`` (mag), sorted by object
         then time.
     gaia : DataFrame
         Gaia DR2-like sources around the OGLE objects, with the columns the cross-match reads
-        (:data:`latentsky.crossmatch.GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in mas/yr; G mag; r_est pc),
-        sorted by source_id.
+        (:data:`latentsky.crossmatch.GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in mas/yr; G mag; r_est pc)
+        plus Gaia DR2's FLAME ``radius_val`` (R_sun) and ``lum_val`` (L_sun), sorted by source_id.
     truth : DataFrame
         Per OGLE object: ``ogle_id``, ``source_id`` (its true counterpart), ``teff``, ``abs_g``, ``radius``,
         ``luminosity`` (all true, no NaN), ``distance_pc``, ``a_i``, ``rise_fraction`` and ``amplitude``
@@ -336,11 +356,16 @@ def validate_ogle_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
             raise ValueError(f"ogle config key 'fields[{i}].name' must be one of {sorted(SEASON_CENTRE_DOY)}")
         for k in _FIELD_KEYS[1:]:
             _number(f, k, -360.0, 1e6)
-        if f["weight"] <= 0 or f["size_deg"] <= 0 or f["distance_kpc"] <= 0 or f["density"] < 0:
-            raise ValueError(
-                f"ogle config key 'fields[{i}]' needs weight, size_deg, distance_kpc > 0, density ≥ 0"
-            )
+        if f["size_deg"] <= 0 or f["distance_kpc"] <= 0 or f["density"] < 0:
+            raise ValueError(f"ogle config key 'fields[{i}]' needs size_deg, distance_kpc > 0, density ≥ 0")
         checked.append(dict(f))
+    names = [f["name"] for f in checked]
+    empty = [k for k in CLASSES if sum(CLASS_FIELD_COUNTS[k].get(name, 0) for name in names) == 0]
+    if empty:
+        raise ValueError(
+            f"ogle config key 'fields': no field can hold class(es) {empty} (CLASS_FIELD_COUNTS); "
+            f"configured fields are {names}"
+        )
     out["fields"] = checked
     return out
 
@@ -372,6 +397,25 @@ def ogle_i_error(i_mag: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 # Light-curve shapes
 # --------------------------------------------------------------------------------------------------
+def flame_radius_luminosity(
+    g_mag: np.ndarray, r_est_pc: np.ndarray, teff_val: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Gaia DR2 FLAME-like ``radius_val`` (R_sun) and ``lum_val`` (L_sun) from G, distance and Priam Teff.
+
+    As in DR2 (Andrae et al. 2018, Sec. 3): no extinction (A_G = 0) and no bolometric correction, so
+    L = 10^{−0.4 (G − 5 log10(r/10 pc) − M_G,sun)} and R from L = 4πR²σT⁴. NaN wherever an input is NaN —
+    which is how a caller marks the sources Gaia gave no R and L.
+    """
+    g = np.asarray(g_mag, dtype=np.float64)
+    r = np.asarray(r_est_pc, dtype=np.float64)
+    t = np.asarray(teff_val, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        lum = 10.0 ** (-0.4 * (g - 5.0 * np.log10(r / 10.0) - M_G_SUN))
+        lum = np.where(np.isfinite(t) & (r > 0), lum, np.nan)
+        radius = np.sqrt(lum) * (T_SUN / t) ** 2
+    return radius, lum
+
+
 def pulsation_profile(phase: np.ndarray, rise_fraction: np.ndarray, peak_power: np.ndarray) -> np.ndarray:
     """Normalised pulsation light curve in magnitudes, 0 at maximum light (phase 0) and 1 at minimum.
 
@@ -508,7 +552,7 @@ def _draw_physics(
     m = var_class == "ELL"  # red-giant ellipsoidals (Soszyński et al. 2004): small amplitudes, cool, luminous
     teff[m] = rng.uniform(4000.0, 5500.0, m.sum())
     abs_g[m] = rng.uniform(-1.5, 1.5, m.sum())
-    amp[m] = rng.uniform(0.03, 0.15, m.sum())
+    amp[m] = rng.uniform(0.06, 0.25, m.sum())  # peak-to-peak I; the SNR ≥ 5 survivors have median SNR 6.7
 
     m = var_class == "LPV"  # Miras: A_I 1–2.5 mag; SRV 0.2–0.8; OSARG 0.02–0.15 (Soszyński et al. 2009)
     teff[m] = rng.uniform(2900.0, 3900.0, m.sum())
@@ -644,8 +688,11 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
 
     # Fields and positions.
     fields = c["fields"]
-    fw = np.array([f["weight"] for f in fields], dtype=np.float64)
-    fidx = rng.choice(len(fields), n, p=fw / fw.sum())
+    fidx = np.empty(n, dtype=np.int64)
+    for cls in CLASSES:
+        m = var_class == cls
+        fw = np.array([CLASS_FIELD_COUNTS[cls].get(f["name"], 0) for f in fields], dtype=np.float64)
+        fidx[m] = rng.choice(len(fields), m.sum(), p=fw / fw.sum())
     fget = {k: np.array([f[k] for f in fields]) for k in _FIELD_KEYS}
     field = fget["name"][fidx].astype(str)
     half = 0.5 * fget["size_deg"][fidx]
@@ -657,6 +704,13 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
     dist_kpc = fget["distance_kpc"][fidx] + fget["distance_sigma_kpc"][fidx] * rng.normal(size=n)
     dist_kpc = np.maximum(dist_kpc, 0.5)
     a_i = fget["a_i"][fidx] * np.exp(0.1 * rng.normal(size=n))
+    # Disc populations seen towards the bulge lie anywhere along the sight line, not at the bulge: the
+    # validated δ Scuti and eclipsing binaries there have median I ≈ 15.2 and 15.5 (authors' tables), which
+    # bulge distances cannot give a main-sequence star. Their extinction grows with distance through the disc.
+    disc = np.isin(var_class, DISC_CLASSES) & (field == "BLG")
+    disc_kpc = _loguniform(rng, np.full(n, DISC_DISTANCE_KPC[0]), np.full(n, DISC_DISTANCE_KPC[1]))
+    a_i = np.where(disc, a_i * np.minimum(disc_kpc / dist_kpc, 1.0), a_i)
+    dist_kpc = np.where(disc, disc_kpc, dist_kpc)
     for _ in range(50):
         vi0 = intrinsic_v_i(phys["teff"])
         abs_i = phys["abs_g"] - (g_minus_v(vi0) + vi0)
@@ -702,16 +756,12 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
             "period": phys["period"],
             "i_mag": i_mag,
             "v_i": v_i,
-            "teff": teff,
-            "abs_g": abs_g,
-            "radius": np.where(has_rl, radius, np.nan),
-            "luminosity": np.where(has_rl, lum, np.nan),
-            "has_physics": has_teff,
         }
     )
 
     # Light curves.
     obj, t = _cadence(field, rng)
+    objects["n_epochs"] = np.bincount(obj, minlength=n).astype(np.int64)
     t0 = rng.uniform(OGLE3_T0, OGLE3_T0 + 1000.0, n)
     model = i_mag[obj] + light_curve_model(t, obj, phys, var_class, subtype, t0, rng)
     err = ogle_i_error(model) * np.exp(OGLE_ERR_SEEING_SIGMA * rng.normal(size=t.size))
@@ -782,6 +832,11 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
         np.nan,
     )
 
+    # FLAME R and L for the counterparts Gaia gave them to, and for ~40 % of the field stars with a Teff.
+    radius_val, lum_val = flame_radius_luminosity(g_mag, r_est, np.where(has_rl, teff_val, np.nan))
+    f_has_rl = rng.uniform(size=m_nb) < 0.4
+    f_radius_val, f_lum_val = flame_radius_luminosity(f_g, f_rest, np.where(f_has_rl, f_teffval, np.nan))
+
     all_ra = np.concatenate([g_ra, f_ra])
     all_dec = np.concatenate([g_dec, f_dec])
     hp12 = healpix.radec_to_healpix(all_ra, all_dec, healpix.GAIA_SOURCE_ID_LEVEL)
@@ -803,6 +858,8 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
             "r_est": np.concatenate([r_est, f_rest]),
             "phot_variable_flag": np.concatenate([flag, np.full(m_nb, "NOT_AVAILABLE")]),
             "gaia_var_class": pd.array(np.concatenate([gclass, np.full(m_nb, None)]), dtype="string"),
+            "radius_val": np.concatenate([radius_val, f_radius_val]),
+            "lum_val": np.concatenate([lum_val, f_lum_val]),
         }
     )
     gaia = gaia.sort_values("source_id", kind="stable").reset_index(drop=True)
