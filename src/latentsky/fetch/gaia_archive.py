@@ -13,35 +13,31 @@ makes both of the archive's access routes cheap for a partition:
   those are downloaded, and the partition's rows are written to one file. Suited to the full-sky rerun.
 
 Both write atomically (:func:`latentsky.outputs.atomic_output`): a failed or interrupted fetch leaves no
-file at the output path. Every network failure raises :class:`FetchError` naming the URL.
+file at the output path. Every network failure raises :class:`FetchError` naming the URL (HTTP plumbing:
+:mod:`latentsky.fetch.http`).
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
-import hashlib
-import io
 import json
 import logging
 import os
 import re
 import tempfile
-import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from html.parser import HTMLParser
 from pathlib import Path
 from typing import IO, Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urlsplit
 
-# requests, not urllib: it is a hard dependency of astroquery (so always installed with latentsky) and
-# gives connection pooling, timeouts and streaming without hand-written plumbing.
+import pandas as pd
 import requests
 import urllib3
 from tqdm.auto import tqdm
 
-from latentsky import __version__
+from latentsky.fetch.http import CHUNK_BYTES, FetchError, download, get_bytes, http_session, index_links
 from latentsky.gaia_io import GaiaTableError, gaia_table_format, read_raw_table
 from latentsky.healpix import source_id_range
 from latentsky.outputs import atomic_output, to_arrow, write_parquet
@@ -90,19 +86,11 @@ _FORMAT_FOR_READER = {"votable": "votable", "ecsv": "ecsv", "csv": "csv", "fits"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
-#: HTTP statuses worth retrying: rate limiting and transient server-side failures (RFC 9110, Sec. 15.6).
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-_CHUNK = 1 << 20
-
 _DR2_BULK_NAME = re.compile(r"^GaiaSource_(\d+)_(\d+)\.csv\.gz$")
 _DR3_BULK_NAME = re.compile(r"^GaiaSource_(\d{6})-(\d{6})\.csv\.gz$")
 _MD5_NAME = re.compile(r"^_?MD5SUM\.txt$", re.IGNORECASE)
 #: HEALPix level of the ranges in DR3 bulk file names (Gaia DR3 documentation, Sec. 20.1 "Bulk data").
 DR3_BULK_HEALPIX_LEVEL = 8
-
-
-class FetchError(RuntimeError):
-    """Fetching from an archive failed; the message names the URL and the reason."""
 
 
 # ------------------------------------------------------------------------------------------------- TAP
@@ -156,7 +144,7 @@ class TapPartition:
     n_rows: int
 
 
-def _tap_location(gaia: Any, fallback: str) -> str:
+def tap_location(gaia: Any, fallback: str) -> str:
     # astroquery keeps the server address in its connection handler, reachable only through the
     # name-mangled attribute; this is for error messages, so any failure falls back to the given URL.
     try:
@@ -190,6 +178,50 @@ def _output_format_for(out_path: Path, output_format: str | None) -> tuple[str, 
     if TAP_OUTPUT_FORMATS[output_format] != reader:
         raise ValueError(f"{out_path}: suffix selects {reader}, but output_format is {output_format!r}")
     return output_format, reader
+
+
+def run_tap_job(
+    gaia: Any, where: str, query: str, output_file: Path, *, output_format: str, reader: str, **launch: Any
+) -> tuple[Any, pd.DataFrame]:
+    """Run ``query`` as an asynchronous archive job, save its result to ``output_file`` and read it back.
+
+    ``launch`` goes to astroquery's ``launch_job_async`` (e.g. ``upload_resource``/``upload_table_name``).
+    Returns the job and the result table. Every failure — the service unreachable, the job not COMPLETED,
+    the download, a result the server marked ERROR or OVERFLOW (truncated) — raises :class:`FetchError`
+    naming ``where`` (the service) and the query.
+    """
+    try:
+        # background=True returns as soon as the job exists, so the phase can be checked before the result
+        # is requested: astroquery's save_results would otherwise dump an error document.
+        job = gaia.launch_job_async(
+            query,
+            output_format=output_format,
+            dump_to_file=True,
+            output_file=str(output_file),
+            background=True,
+            **launch,
+        )
+        _, phase = job.wait_for_job_end()
+    except Exception as exc:  # noqa: BLE001 - astroquery raises bare Exception, HTTPError and OSError
+        raise FetchError(
+            f"TAP service {where}: could not run the query ({type(exc).__name__}: {exc}); query: {query}"
+        ) from exc
+    if str(phase).upper() != "COMPLETED":
+        raise FetchError(
+            f"TAP service {where}: job {job.jobid} ended in phase {phase}: {_job_error(job)}; query: {query}"
+        )
+    try:
+        job.save_results()
+    except Exception as exc:  # noqa: BLE001
+        raise FetchError(
+            f"TAP service {where}: could not download the result of job {job.jobid} "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+    try:
+        frame = read_raw_table(output_file, fmt=reader).frame
+    except GaiaTableError as exc:
+        raise FetchError(f"TAP service {where}: job {job.jobid} returned an unusable result: {exc}") from exc
+    return job, frame
 
 
 def fetch_partition_tap(
@@ -243,38 +275,11 @@ def fetch_partition_tap(
         from astroquery.gaia import GaiaClass
 
         gaia = GaiaClass(gaia_tap_server=tap_url, gaia_data_server=tap_url, show_server_messages=False)
-    where = _tap_location(gaia, tap_url)
+    where = tap_location(gaia, tap_url)
     log.info("TAP %s: %s", where, query)
     with atomic_output(out) as tmp:
-        try:
-            # background=True returns as soon as the job exists, so the phase can be checked before the
-            # result is requested: astroquery's save_results would otherwise dump an error document.
-            job = gaia.launch_job_async(
-                query, output_format=output_format, dump_to_file=True, output_file=str(tmp), background=True
-            )
-            _, phase = job.wait_for_job_end()
-        except Exception as exc:  # noqa: BLE001 - astroquery raises bare Exception, HTTPError and OSError
-            raise FetchError(
-                f"TAP service {where}: could not run the query ({type(exc).__name__}: {exc}); query: {query}"
-            ) from exc
-        if str(phase).upper() != "COMPLETED":
-            raise FetchError(
-                f"TAP service {where}: job {job.jobid} ended in phase {phase}: {_job_error(job)}; "
-                f"query: {query}"
-            )
-        try:
-            job.save_results()
-        except Exception as exc:  # noqa: BLE001
-            raise FetchError(
-                f"TAP service {where}: could not download the result of job {job.jobid} "
-                f"({type(exc).__name__}: {exc})"
-            ) from exc
-        try:
-            n_rows = len(read_raw_table(tmp, fmt=reader).frame)
-        except GaiaTableError as exc:
-            raise FetchError(
-                f"TAP service {where}: job {job.jobid} returned an unusable result: {exc}"
-            ) from exc
+        job, frame = run_tap_job(gaia, where, query, tmp, output_format=output_format, reader=reader)
+        n_rows = len(frame)
     log.info("TAP job %s: %d rows written to %s", job.jobid, n_rows, out)
     return TapPartition(path=out, query=query, job_id=job.jobid, output_format=output_format, n_rows=n_rows)
 
@@ -307,18 +312,6 @@ class BulkPartition:
     md5_verified: bool = False
 
 
-class _LinkCollector(HTMLParser):
-    """The ``href`` of every ``<a>`` in an HTML directory index (stdlib html.parser does the parsing)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.links: list[str] = []
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag.lower() == "a":
-            self.links += [value for key, value in attrs if key.lower() == "href" and value]
-
-
 def _bulk_file(name: str, url: str) -> BulkFile | None:
     if m := _DR2_BULK_NAME.match(name):
         first, last = int(m.group(1)), int(m.group(2))
@@ -331,106 +324,6 @@ def _bulk_file(name: str, url: str) -> BulkFile | None:
     if last < first:
         raise FetchError(f"{url}: file name gives an empty source_id range ({first} > {last})")
     return BulkFile(name=name, url=url, first_source_id=first, last_source_id=last)
-
-
-def _session(session: requests.Session | None) -> requests.Session:
-    if session is not None:
-        return session
-    s = requests.Session()
-    s.headers["User-Agent"] = f"latentsky/{__version__} (+requests/{requests.__version__})"
-    return s
-
-
-def _download(
-    session: requests.Session,
-    url: str,
-    sink: IO[bytes],
-    *,
-    timeout: float,
-    retries: int,
-    backoff_s: float,
-    progress: bool = False,
-    expected_md5: str | None = None,
-    decode: bool = False,
-) -> int:
-    """Stream ``url`` into ``sink`` (truncated and rewritten on each retry); returns the byte count.
-
-    With ``decode`` the HTTP Content-Encoding is undone (for HTML and text, which servers may compress on
-    the fly); without it the bytes are stored as sent, which is what a ``.csv.gz`` file must be: a server
-    that labels .gz files ``Content-Encoding: gzip`` must not get them silently decompressed.
-    Transient failures (connection errors, timeouts, a body shorter than its Content-Length, statuses in
-    :data:`RETRY_STATUSES`, an MD5 mismatch) are retried ``retries`` times with exponential backoff;
-    anything else fails at once.
-    """
-    last: str = ""
-    for attempt in range(retries + 1):
-        if attempt:
-            delay = backoff_s * 2 ** (attempt - 1)
-            log.warning(
-                "%s: %s; retrying in %.1f s (attempt %d of %d)", url, last, delay, attempt + 1, retries + 1
-            )
-            time.sleep(delay)
-        sink.seek(0)
-        sink.truncate()
-        try:
-            with session.get(url, stream=True, timeout=timeout) as response:
-                if response.status_code in RETRY_STATUSES:
-                    last = f"HTTP {response.status_code} {response.reason}"
-                    continue
-                if response.status_code != 200:
-                    raise FetchError(f"{url}: HTTP {response.status_code} {response.reason}")
-                expected = response.headers.get("Content-Length")
-                total = int(expected) if expected and expected.isdigit() else None
-                digest = hashlib.md5(usedforsecurity=False)
-                n = 0
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    desc=url.rsplit("/", 1)[-1] or url,
-                    disable=not progress,
-                    leave=False,
-                ) as bar:
-                    chunks = (
-                        response.iter_content(_CHUNK)
-                        if decode
-                        else response.raw.stream(_CHUNK, decode_content=False)
-                    )
-                    for chunk in chunks:
-                        sink.write(chunk)
-                        digest.update(chunk)
-                        n += len(chunk)
-                        bar.update(len(chunk))
-            # Content-Length counts the bytes on the wire, i.e. before decoding.
-            if total is not None and not decode and n != total:
-                last = f"received {n} of {total} bytes"
-                continue
-            if expected_md5 is not None and digest.hexdigest() != expected_md5.lower():
-                last = f"MD5 {digest.hexdigest()} does not match the archive's {expected_md5}"
-                continue
-            sink.flush()
-            return n
-        except FetchError:
-            raise
-        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-    raise FetchError(f"{url}: download failed after {retries + 1} attempt(s): {last}")
-
-
-def _get_bytes(
-    session: requests.Session, url: str, *, timeout: float, retries: int, backoff_s: float
-) -> bytes:
-    buffer = io.BytesIO()
-    _download(session, url, buffer, timeout=timeout, retries=retries, backoff_s=backoff_s, decode=True)
-    return buffer.getvalue()
-
-
-def _index_links(session: requests.Session, base_url: str, **kw: Any) -> list[str]:
-    page = _get_bytes(session, base_url, **kw).decode("utf-8", errors="replace")
-    parser = _LinkCollector()
-    parser.feed(page)
-    parser.close()
-    return [urljoin(base_url, href) for href in parser.links]
 
 
 def _bulk_files_from_links(base_url: str, links: Iterable[str]) -> list[BulkFile]:
@@ -468,7 +361,9 @@ def list_bulk_files(
     FetchError
         Naming ``base_url`` if the index cannot be fetched or lists no ``GaiaSource_*`` file.
     """
-    links = _index_links(_session(session), base_url, timeout=timeout, retries=retries, backoff_s=backoff_s)
+    links = index_links(
+        http_session(session), base_url, timeout=timeout, retries=retries, backoff_s=backoff_s
+    )
     return _bulk_files_from_links(base_url, links)
 
 
@@ -619,9 +514,9 @@ def fetch_bulk_partition(
     if kind == "parquet" and provenance is None:
         raise ValueError(f"{out}: a Parquet output needs a provenance record (DESIGN.md, Conventions)")
     lo, hi = source_id_range(pixel, order)
-    http = _session(session)
+    http = http_session(session)
     kw = {"timeout": timeout, "retries": retries, "backoff_s": backoff_s}
-    links = _index_links(http, base_url, **kw)
+    links = index_links(http, base_url, **kw)
     files = _bulk_files_from_links(base_url, links)
     selected = [f for f in files if f.overlaps(lo, hi)]
     log.info(
@@ -636,7 +531,7 @@ def fetch_bulk_partition(
     md5_links = [u for u in links if _MD5_NAME.match(urlsplit(u).path.rsplit("/", 1)[-1])]
     md5sums: dict[str, str] = {}
     if selected and md5_links:
-        md5sums = _parse_md5sums(_get_bytes(http, md5_links[0], **kw).decode("utf-8", errors="replace"))
+        md5sums = _parse_md5sums(get_bytes(http, md5_links[0], **kw).decode("utf-8", errors="replace"))
         unlisted = [f.name for f in selected if f.name not in md5sums]
         if unlisted:
             raise FetchError(f"{md5_links[0]}: no checksum for {', '.join(unlisted[:3])}")
@@ -653,7 +548,7 @@ def fetch_bulk_partition(
             ):
                 local = Path(tmpdir) / bulk.name
                 with open(local, "wb") as sink:
-                    _download(
+                    download(
                         http, bulk.url, sink, progress=progress, expected_md5=md5sums.get(bulk.name), **kw
                     )
                 count, header = _filter_file(local, bulk.url, lo, hi, rows, header)
@@ -670,7 +565,7 @@ def fetch_bulk_partition(
             with atomic_output(out) as tmp, open(tmp, "wb") as raw, open(rows_path, "rb") as src:
                 # mtime=0 and no file name in the gzip header: the same rows give the same bytes.
                 with gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0) as gz:
-                    while chunk := src.read(_CHUNK):
+                    while chunk := src.read(CHUNK_BYTES):
                         gz.write(chunk)
         else:
             table = to_arrow(read_raw_table(rows_path, fmt="csv").frame)
