@@ -1,9 +1,24 @@
 # OGLE-III × Gaia cross-match with the proper-motion validation cascade (paper 000 Appendix A, Table 4).
+OGLE_KIND = config["ogle"]["kind"]
+OGLE_ARCHIVE = config["ogle"]["archive"]
 OGLE_DIR = f"{RESULTS}/sources/ogle"
+OGLE_ARCHIVE_DIR = f"{RESULTS}/sources/ogle3_archive"
+# Truth exists only for the simulated fields.
 OGLE_TABLES = {
     name: f"{OGLE_DIR}/{name}.parquet"
-    for name in ("objects", "light_curves", "gaia", "truth")
+    for name in ("objects", "light_curves", "gaia")
+    + (("truth",) if OGLE_KIND == "simulated" else ())
 }
+
+
+def ogle3_catalog_files(name):
+    """The fetched OGLE-III catalog directories' tables (ogle.archive.catalogs: "target/class")."""
+    return [
+        f"{OGLE_ARCHIVE_DIR}/{entry.lower()}/{name}.parquet"
+        for entry in OGLE_ARCHIVE["catalogs"]
+    ]
+
+
 CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
 # The PELS-VAE authors' OGLE-III × Gaia DR2 tables (crossmatch.published_tables; null skips the rule).
 PUBLISHED_XMATCH = config["crossmatch"]["published_tables"]
@@ -15,28 +30,88 @@ PUBLISHED_OUTPUTS = [
 ]
 
 
-rule simulate_ogle_fields:
-    output:
-        **OGLE_TABLES,
-    log:
-        f"{LOGS}/simulate_ogle_fields.log",
-    conda:
-        "../envs/latentsky.yaml"
-    resources:
-        mem_mb=4000,
-        runtime=10,
-    params:
-        simulated=config["ogle"]["simulated"],
-        seed=seed_for("simulate_ogle_fields"),
-    script:
-        "../scripts/simulate_ogle_fields.py"
+if OGLE_KIND == "simulated":
+
+    rule simulate_ogle_fields:
+        output:
+            **OGLE_TABLES,
+        log:
+            f"{LOGS}/simulate_ogle_fields.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=10,
+        params:
+            simulated=config["ogle"]["simulated"],
+            seed=seed_for("simulate_ogle_fields"),
+        script:
+            "../scripts/simulate_ogle_fields.py"
+
+else:
+    # Real OGLE-III: one fetch job per catalog directory (target/class), merged into the tables the
+    # simulation writes (no truth), then every Gaia DR2 source within the cone of each object.
+
+    rule fetch_ogle3_catalog:
+        output:
+            objects=f"{OGLE_ARCHIVE_DIR}/{{target}}/{{cls}}/objects.parquet",
+            light_curves=f"{OGLE_ARCHIVE_DIR}/{{target}}/{{cls}}/light_curves.parquet",
+        log:
+            f"{LOGS}/fetch_ogle3_catalog/{{target}}_{{cls}}.log",
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=lambda wildcards, attempt: 8000 * attempt,
+            runtime=240,
+        params:
+            archive=OGLE_ARCHIVE,
+        script:
+            "../scripts/fetch_ogle3_catalog.py"
+
+    rule merge_ogle3_catalogs:
+        input:
+            objects=ogle3_catalog_files("objects"),
+            light_curves=ogle3_catalog_files("light_curves"),
+        output:
+            objects=OGLE_TABLES["objects"],
+            light_curves=OGLE_TABLES["light_curves"],
+        log:
+            f"{LOGS}/merge_ogle3_catalogs.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=32000,
+            runtime=60,
+        script:
+            "../scripts/merge_ogle3_catalogs.py"
+
+    rule fetch_gaia_neighbours:
+        input:
+            objects=OGLE_TABLES["objects"],
+        output:
+            OGLE_TABLES["gaia"],
+        log:
+            f"{LOGS}/fetch_gaia_neighbours.log",
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=480,
+        params:
+            archive=OGLE_ARCHIVE,
+            radius_arcsec=config["crossmatch"]["radius_arcsec"],
+        script:
+            "../scripts/fetch_gaia_neighbours.py"
 
 
 rule crossmatch_ogle_gaia:
     input:
+        **({"truth": OGLE_TABLES["truth"]} if "truth" in OGLE_TABLES else {}),
         objects=OGLE_TABLES["objects"],
         gaia=OGLE_TABLES["gaia"],
-        truth=OGLE_TABLES["truth"],
+        # Precision and recall need the simulation's truth; real data get the counts alone.
     output:
         matches=f"{CROSSMATCH_DIR}/matches.parquet",
         counts=f"{CROSSMATCH_DIR}/cascade_counts.parquet",

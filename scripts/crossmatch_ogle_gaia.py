@@ -14,16 +14,21 @@ with job_logging(smk) as log:
     cfg = smk.params.crossmatch
     objects = pd.read_parquet(smk.input.objects)
     gaia = pd.read_parquet(smk.input.gaia)
-    truth = pd.read_parquet(smk.input.truth).set_index("ogle_id")["source_id"]
+    # Precision and recall need the simulation's truth; real data (no truth) get the counts alone.
+    truth = (
+        pd.read_parquet(smk.input.truth).set_index("ogle_id")["source_id"]
+        if "truth" in smk.input.keys()
+        else None
+    )
     kw = dict(radius_arcsec=cfg["radius_arcsec"], dt_yr=cfg["dt_yr"], isolation_ratio=cfg["isolation_ratio"])
     convention = cfg["pm_radius_convention"]
     matches, counts = run_cascade(objects, gaia, pm_radius_convention=convention, **kw)
-    scores = precision_recall(matches, truth, gaia["source_id"])
+    scores = precision_recall(matches, truth, gaia["source_id"]) if truth is not None else None
     # The other PM-radius convention on the same sky, scored the same way: with "as_published" the cascade's
     # class and CMD rows fill as in Table 4, so their precision is measured too (crossmatch.pm_radius_arcsec).
     other = next(c for c in PM_RADIUS_CONVENTIONS if c != convention)
     other_matches, other_counts = run_cascade(objects, gaia, pm_radius_convention=other, **kw)
-    other_scores = precision_recall(other_matches, truth, gaia["source_id"])
+    other_scores = precision_recall(other_matches, truth, gaia["source_id"]) if truth is not None else None
     record = job_record(smk)
     write_parquet(matches, smk.output.matches, record)
     write_parquet(counts, smk.output.counts, record)
@@ -41,7 +46,19 @@ with job_logging(smk) as log:
             "recall": num(row["recall"]),
         }
 
-    def summary(scores: pd.DataFrame, matches: pd.DataFrame, counts: pd.DataFrame) -> dict:
+    def summary(scores: pd.DataFrame | None, matches: pd.DataFrame, counts: pd.DataFrame) -> dict:
+        if scores is None:
+            per_rule = matches.groupby("rule")["accepted"].agg(["size", "sum"])
+            return {
+                "precision": None,
+                "recall": None,
+                "per_rule": {
+                    r: {"n_objects": int(n), "n_accepted": int(a)} for r, (n, a) in per_rule.iterrows()
+                },
+                "n_objects": int(len(matches)),
+                "n_accepted": int(np.sum(matches["accepted"])),
+                "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
+            }
         return {
             "precision": score(scores.loc["all"])["precision"],
             "recall": score(scores.loc["all"])["recall"],
@@ -60,9 +77,7 @@ with job_logging(smk) as log:
         },
     }
     write_json(metrics, smk.output.metrics, record)
-    log.info("%s PM radius: precision %.4f, recall %.4f", convention, metrics["precision"], metrics["recall"])
-    log.info(
-        "%s PM radius: precision %.4f, recall %.4f",
-        other,
-        *(metrics["other_pm_radius_convention"][k] for k in ("precision", "recall")),
-    )
+    for m in (metrics, metrics["other_pm_radius_convention"]):
+        log.info(
+            "%s PM radius: precision %s, recall %s", m["pm_radius_convention"], m["precision"], m["recall"]
+        )

@@ -71,3 +71,24 @@ def test_full_config_plans_the_real_fetches(repo_root, tmp_path):
     assert proc.returncode == 0, out[-3000:]
     assert re.search(r"fetch_gaia_partition\s+3072", out)  # 12 · 4⁴ partitions of DR2
     assert re.search(r"gaia_partition_from_archive\s+3072", out)
+
+
+def test_full_config_plans_the_ogle3_archive_fetches(repo_root, tmp_path):
+    # The real OGLE-III path: one fetch per configured CVS directory, a merge, one Gaia neighbour job.
+    for name in ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles"):
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
+    target = "results/lightcurves/train.parquet"
+    proc = subprocess.run(
+        [sys.executable, "-m", "snakemake", "-n", target, "--configfile", "config/full.yaml"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    n_catalogs = len(load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"])
+    assert n_catalogs == 19
+    assert re.search(rf"fetch_ogle3_catalog\s+{n_catalogs}\b", out)
+    assert re.search(r"merge_ogle3_catalogs\s+1\b", out) and re.search(r"fetch_gaia_neighbours\s+1\b", out)
+    assert "simulate_ogle_fields" not in out

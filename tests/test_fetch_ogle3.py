@@ -28,9 +28,8 @@ from latentsky.fetch.ogle3 import (
     fetch_ogle3_catalog,
     ogle3_directory_url,
 )
-from latentsky.ogle_io import OgleFormatError
+from latentsky.ogle_io import OBJECT_COLUMNS, OgleFormatError
 from latentsky.outputs import read_provenance
-from latentsky.simulate.ogle import OBJECT_COLUMNS
 
 LC = SHARED_DATA / "ogle3_lightcurves"
 ROOT = "/ogle/ogle3/OIII-CVS"

@@ -10,7 +10,9 @@ from astropy.coordinates import SkyCoord
 from conftest import SHARED_DATA
 
 from latentsky.ogle_io import (
+    OBJECT_COLUMNS,
     OgleFormatError,
+    concat_ogle_catalogs,
     read_ogle_gaia_xmatch,
     read_ogle_ident,
     read_ogle_lightcurve,
@@ -150,3 +152,22 @@ def test_training_meta_ids():
     # Table 1: 65,760 augmented examples from ~33,100 validated sources.
     assert len(ids) == 65760 and ids.dtype == np.int64
     assert 33000 < ids.nunique() < 33200
+
+
+def test_concat_ogle_catalogs_keeps_every_object_and_refuses_duplicates():
+    def objects(ids):
+        return pd.DataFrame({c: ([*ids] if c == "ogle_id" else [0.0] * len(ids)) for c in OBJECT_COLUMNS})
+
+    def curves(ids):
+        return pd.DataFrame({"ogle_id": [i for i in ids for _ in range(2)], "time": [2.0, 1.0] * len(ids),
+                             "mag": 15.0, "err": 0.01})  # fmt: skip
+
+    a, b = ["OGLE-LMC-CEP-0002", "OGLE-LMC-CEP-0001"], ["OGLE-BLG-RRLYR-02924"]
+    merged, lc = concat_ogle_catalogs([objects(a), objects(b)], [curves(a), curves(b)], names=["lmc", "blg"])
+    assert list(merged["ogle_id"]) == sorted(a + b) and list(merged.columns) == list(OBJECT_COLUMNS)
+    assert len(lc) == 6 and lc.groupby("ogle_id")["time"].apply(lambda t: t.is_monotonic_increasing).all()
+    with pytest.raises(OgleFormatError, match=r"OGLE-LMC-CEP-0002 appears in more than one catalog.*lmc"):
+        concat_ogle_catalogs([objects(a), objects(a[:1])], [curves(a), curves(a[:1])], names=["lmc", "lmc2"])
+    with pytest.raises(OgleFormatError, match="blg: missing column"):
+        concat_ogle_catalogs([objects(a), objects(b).drop(columns="period")], [curves(a), curves(b)],
+                             names=["lmc", "blg"])  # fmt: skip

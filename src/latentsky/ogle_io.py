@@ -66,6 +66,22 @@ class OgleFormatError(ValueError):
 
 
 #: ``OGLE-<target>-<class>-<number>``; target LMC, SMC, BLG (bulge) or GD (Galactic disk).
+#: Columns of the OGLE object catalog the workflow reads, whatever made it (the archive fetcher,
+#: :mod:`latentsky.fetch.ogle3`, or the simulation, :mod:`latentsky.simulate.ogle`): what the OGLE-III catalog
+#: gives per object. Physical parameters are not among them; they come from the Gaia match.
+OBJECT_COLUMNS: tuple[str, ...] = (
+    "ogle_id",
+    "field",
+    "ra",
+    "dec",
+    "var_class",
+    "subtype",
+    "period",
+    "i_mag",
+    "v_i",
+    "n_epochs",
+)
+
 _OGLE_ID = re.compile(r"^OGLE-(?P<target>[A-Z]+)-(?P<var_class>[A-Z0-9]+)-(?P<number>\d+)$")
 _RA = re.compile(r"^\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
 _DEC = re.compile(r"^[+-]?\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
@@ -510,3 +526,31 @@ def compare_with_published(matches: pd.DataFrame, published: PublishedCrossmatch
         for acc, sid, ids in zip(out["accepted"], chosen, out["published_source_ids"], strict=True)
     ]
     return out
+
+
+def concat_ogle_catalogs(
+    objects: Sequence[pd.DataFrame], light_curves: Sequence[pd.DataFrame], names: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate per-directory OGLE catalogs (:mod:`latentsky.fetch.ogle3` outputs) into one of each.
+
+    Raises :class:`OgleFormatError` naming the tables when a column of :data:`OBJECT_COLUMNS` is missing or
+    an ``ogle_id`` appears in two of them (the same directory configured twice).
+    """
+    names = list(names) if names is not None else [f"table {i}" for i in range(len(objects))]
+    for name, frame in zip(names, objects, strict=True):
+        missing = [c for c in OBJECT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise OgleFormatError(f"{name}: missing column(s) {missing} of an OGLE objects table")
+    tagged = pd.concat(
+        [f[list(OBJECT_COLUMNS)].assign(_source=n) for f, n in zip(objects, names, strict=True)],
+        ignore_index=True,
+    )
+    dup = tagged["ogle_id"].duplicated(keep=False)
+    if dup.any():
+        first = tagged.loc[dup, "ogle_id"].iloc[0]
+        where = sorted(set(tagged.loc[tagged["ogle_id"] == first, "_source"]))
+        raise OgleFormatError(f"OGLE ID {first} appears in more than one catalog: {where}")
+    merged = tagged.drop(columns="_source").sort_values("ogle_id", kind="stable").reset_index(drop=True)
+    curves = pd.concat(list(light_curves), ignore_index=True)
+    curves = curves.sort_values(["ogle_id", "time"], kind="stable").reset_index(drop=True)
+    return merged, curves

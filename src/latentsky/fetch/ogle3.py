@@ -13,7 +13,7 @@ case (targets ``blg``, ``lmc``, ``smc``, ``gd``; classes ``acep``, ``cep``, ``ds
 * ``README``, ``remarks.txt`` (skipped).
 
 :func:`fetch_ogle3_catalog` turns one directory into the two tables the workflow reads (the schema of the
-simulated catalog, :data:`latentsky.simulate.ogle.OBJECT_COLUMNS`, and :data:`LIGHT_CURVE_COLUMNS`). All
+simulated catalog, :data:`latentsky.ogle_io.OBJECT_COLUMNS`, and :data:`LIGHT_CURVE_COLUMNS`). All
 parsing is done by :mod:`latentsky.ogle_io`; all HTTP by :mod:`latentsky.fetch.http` (retries, errors that
 name the URL). Both Parquet files are written atomically, and only once everything has been fetched.
 """
@@ -39,9 +39,8 @@ import pyarrow as pa
 import requests
 
 from latentsky.fetch.http import FetchError, download, http_session, index_links
-from latentsky.ogle_io import OgleFormatError, read_ogle_ident, read_ogle_lightcurve
+from latentsky.ogle_io import OBJECT_COLUMNS, OgleFormatError, read_ogle_ident, read_ogle_lightcurve
 from latentsky.outputs import write_parquet
-from latentsky.simulate.ogle import OBJECT_COLUMNS
 
 log = logging.getLogger(__name__)
 

@@ -245,19 +245,6 @@ FOREGROUND_PM_SIGMA = 5.0
 M_G_SUN = 4.67
 T_SUN = 5772.0
 
-OBJECT_COLUMNS = (
-    "ogle_id",
-    "field",
-    "ra",
-    "dec",
-    "var_class",
-    "subtype",
-    "period",
-    "i_mag",
-    "v_i",
-    "n_epochs",
-)
-
 
 @dataclass
 class OgleSimulation:
