@@ -185,3 +185,6 @@ def test_table1_counts():
     assert t.loc["CEP", "n"] == 2 and t.loc["CEP", "n_teff"] == 1 and t.loc["CEP", "pct_teff"] == 50.0
     assert t.loc["ECL", "n_r_l"] == 1 and t.loc["RRLYR", "n_r_l"] == 0
     assert t.loc["Total"].tolist()[:3] == [4, 3, 2]
+    # The workflow's names (crossmatch.adopted_physics) count the same.
+    renamed = df.rename(columns={"teff_val": "teff", "radius_val": "radius", "lum_val": "luminosity"})
+    pd.testing.assert_frame_equal(table1_counts(renamed), t)

@@ -482,7 +482,7 @@ def table1_counts(objects: pd.DataFrame, class_col: str = "var_class") -> pd.Dat
     objects : pandas.DataFrame
         One row per light curve with ``class_col`` and optionally Gaia ``teff_val``, ``radius_val``,
         ``lum_val`` (the :func:`latentsky.ogle_io.read_ogle_gaia_xmatch` names; ``teff``, ``radius``,
-        ``lum`` also accepted).
+        ``luminosity`` or ``lum`` also accepted).
 
     Returns
     -------
@@ -496,7 +496,11 @@ def table1_counts(objects: pd.DataFrame, class_col: str = "var_class") -> pd.Dat
     def first(*names: str) -> str | None:
         return next((c for c in names if c in objects.columns), None)
 
-    teff, rad, lum = first("teff_val", "teff"), first("radius_val", "radius"), first("lum_val", "lum")
+    teff, rad, lum = (
+        first("teff_val", "teff"),
+        first("radius_val", "radius"),
+        first("lum_val", "luminosity", "lum"),
+    )
     flags = {}
     if teff:
         flags["teff"] = objects[teff].notna()
