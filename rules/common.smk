@@ -20,6 +20,27 @@ GAIA_TRUTH_PARTITION = (
 DUST_MAP = f"{RESULTS}/sources/dust/bayestar.h5"
 DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
 
+# OGLE-III sources (rules/crossmatch.smk).
+OGLE_KIND = config["ogle"]["kind"]
+OGLE_ARCHIVE = config["ogle"]["archive"]
+OGLE_DIR = f"{RESULTS}/sources/ogle"
+OGLE_ARCHIVE_DIR = f"{RESULTS}/sources/ogle3_archive"
+# Truth exists only for the simulated fields.
+OGLE_TABLES = {
+    name: f"{OGLE_DIR}/{name}.parquet"
+    for name in ("objects", "light_curves", "gaia")
+    + (("truth",) if OGLE_KIND == "simulated" else ())
+}
+
+
+def ogle3_catalog_files(name):
+    """The fetched OGLE-III catalog directories' tables (ogle.archive.catalogs: "target/class")."""
+    return [
+        f"{OGLE_ARCHIVE_DIR}/{entry.lower()}/{name}.parquet"
+        for entry in OGLE_ARCHIVE["catalogs"]
+    ]
+
+
 MANIFEST = f"{RESULTS}/release/manifest.parquet"
 MANIFEST_SHA256 = f"{RESULTS}/release/manifest.sha256"
 

@@ -1,24 +1,4 @@
 # OGLE-III × Gaia cross-match with the proper-motion validation cascade (paper 000 Appendix A, Table 4).
-OGLE_KIND = config["ogle"]["kind"]
-OGLE_ARCHIVE = config["ogle"]["archive"]
-OGLE_DIR = f"{RESULTS}/sources/ogle"
-OGLE_ARCHIVE_DIR = f"{RESULTS}/sources/ogle3_archive"
-# Truth exists only for the simulated fields.
-OGLE_TABLES = {
-    name: f"{OGLE_DIR}/{name}.parquet"
-    for name in ("objects", "light_curves", "gaia")
-    + (("truth",) if OGLE_KIND == "simulated" else ())
-}
-
-
-def ogle3_catalog_files(name):
-    """The fetched OGLE-III catalog directories' tables (ogle.archive.catalogs: "target/class")."""
-    return [
-        f"{OGLE_ARCHIVE_DIR}/{entry.lower()}/{name}.parquet"
-        for entry in OGLE_ARCHIVE["catalogs"]
-    ]
-
-
 CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
 # The PELS-VAE authors' OGLE-III × Gaia DR2 tables (crossmatch.published_tables; null skips the rule).
 PUBLISHED_XMATCH = config["crossmatch"]["published_tables"]
