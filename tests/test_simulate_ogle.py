@@ -8,13 +8,12 @@ import pytest
 from conftest import SHARED_DATA
 from scipy import stats
 
-from latentsky.ogle_io import read_ogle_gaia_xmatch
+from latentsky.ogle_io import OBJECT_COLUMNS, read_ogle_gaia_xmatch
 from latentsky.simulate.ogle import (
     ASTROMETRIC_NOISE_ARCSEC,
     CLASS_FIELD_COUNTS,
     CLASSES,
     M_G_SUN,
-    OBJECT_COLUMNS,
     SUBTYPES,
     T_SUN,
     TABLE1_CLEAN_COUNTS,
