@@ -84,3 +84,68 @@ rule distance_metrics:
         cluster=config["sources"]["gaia"]["simulated"]["cluster"],
     script:
         "../scripts/distance_metrics.py"
+
+
+# PELS-VAE: Table 3, reconstructions against the class template, the RR Lyrae T_eff sequence, Figs. 4–8.
+rule evaluate_pelsvae:
+    input:
+        models=expand(PELSVAE_MODEL, model=PELSVAE_MODELS),
+        regressors=expand(PELSVAE_REGRESSORS, model=PELSVAE_MODELS),
+        train=LIGHTCURVE_SETS["train"],
+        test=LIGHTCURVE_SETS["test"],
+    output:
+        **PELSVAE_OUTPUTS,
+        table3_md=report(
+            f"{PELSVAE_DIR}/table3_regression_rmse.md",
+            caption="../resources/report/captions/pelsvae_table3.rst",
+            category="PELS-VAE",
+        ),
+        **{
+            key: report(
+                path,
+                caption=f"../resources/report/captions/pelsvae_{key}.rst",
+                category="PELS-VAE",
+            )
+            for key, path in PELSVAE_FIGURES.items()
+        },
+    log:
+        f"{LOGS}/evaluate_pelsvae.log",
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        pelsvae=PELSVAE,
+        models=PELSVAE_MODELS,
+        seed=seed_for("evaluate_pelsvae"),
+    script:
+        "../scripts/evaluate_pelsvae.py"
+
+
+# New light curves (Sec. 4.3) for pelsvae.generation.requests at its cadence or timestamps file.
+rule generate_lightcurves:
+    input:
+        model=PELSVAE_MODEL.format(model=PELSVAE["generation"]["model"]),
+        regressors=PELSVAE_REGRESSORS.format(model=PELSVAE["generation"]["model"]),
+        **(
+            {"times": PELSVAE["generation"]["times_file"]}
+            if PELSVAE["generation"]["times_file"]
+            else {}
+        ),
+    output:
+        GENERATED_LIGHTCURVES,
+    log:
+        f"{LOGS}/generate_lightcurves.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        generation=PELSVAE["generation"],
+        device=PELSVAE["device"],
+        seed=seed_for("generate_lightcurves"),
+    script:
+        "../scripts/generate_lightcurves.py"

@@ -105,6 +105,27 @@ def published_xmatch_tables(wildcards=None):
     return [str(directory / n) for n in PUBLISHED_XMATCH_TABLES]
 
 
+PELSVAE = config["pelsvae"]
+PELSVAE_DIR = f"{RESULTS}/models/pelsvae"
+# The two generative models of paper 000 Sec. 4.2: cvae (class only) and cvae_p (class + physics).
+PELSVAE_MODELS = ["cvae", "cvae_p"]
+PELSVAE_MODEL = f"{PELSVAE_DIR}/{{model}}/model.pt"
+PELSVAE_REGRESSORS = f"{PELSVAE_DIR}/{{model}}/regressors.pt"
+PELSVAE_OUTPUTS = {
+    "metrics": f"{METRICS}/pelsvae.json",
+    "table3": f"{PELSVAE_DIR}/table3_regression_rmse.parquet",
+    "rrlyrae_sequence": f"{PELSVAE_DIR}/rrlyrae_teff_sequence.parquet",
+}
+PELSVAE_FIGURES = {
+    "loss": f"{FIGURES}/pelsvae/fig4_validation_loss.png",
+    "recon_cvae": f"{FIGURES}/pelsvae/fig5_reconstructions_cvae.png",
+    "latents": f"{FIGURES}/pelsvae/fig6_latent_pairs.png",
+    "recon_cvae_p": f"{FIGURES}/pelsvae/fig7_reconstructions_cvae_p.png",
+    "rrlyrae": f"{FIGURES}/pelsvae/fig8_rrlyrae_teff.png",
+}
+GENERATED_LIGHTCURVES = f"{RESULTS}/catalogs/generated_lightcurves.parquet"
+
+
 def seed_for(stage):
     """Seed of a stage, derived from the master seed (see latentsky.config.derive_seed)."""
     return derive_seed(config["seed"], stage)
@@ -194,6 +215,12 @@ def released_files(wildcards=None):
         f"{LIGHTCURVE_DIR}/class_counts.parquet",
         f"{METRICS}/lightcurves.json",
         f"{FIGURES}/lightcurves/fig1_panels.png",
+        *expand(PELSVAE_MODEL, model=PELSVAE_MODELS),
+        *expand(f"{PELSVAE_DIR}/{{model}}/training_history.parquet", model=PELSVAE_MODELS),
+        *expand(PELSVAE_REGRESSORS, model=PELSVAE_MODELS),
+        *PELSVAE_OUTPUTS.values(),
+        *PELSVAE_FIGURES.values(),
+        GENERATED_LIGHTCURVES,
     ]
     if PUBLISHED_XMATCH:
         files += PUBLISHED_OUTPUTS

@@ -31,3 +31,57 @@ rule train_cmd_flow:
         resume=f"{CMD_FLOW_DIR}/resume.pt",
     script:
         "../scripts/train_cmd_flow.py"
+
+
+# PELS-VAE (paper 000 Sec. 3): cVAE on every training curve, cVAE-P on those with T_eff, M_G and period.
+rule train_pelsvae:
+    input:
+        train=LIGHTCURVE_SETS["train"],
+        val=LIGHTCURVE_SETS["val"],
+    output:
+        model=PELSVAE_MODEL,
+        history=f"{PELSVAE_DIR}/{{model}}/training_history.parquet",
+    log:
+        f"{LOGS}/train_pelsvae/{{model}}.log",
+    wildcard_constraints:
+        model="|".join(PELSVAE_MODELS),
+    retries: 2
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+    params:
+        pelsvae=PELSVAE,
+        seed=lambda wildcards: seed_for(f"train_pelsvae_{wildcards.model}"),
+        # Kept between attempts (not an output), so a preempted or failed job resumes where it stopped.
+        resume=f"{PELSVAE_DIR}/{{model}}/resume.pt",
+    script:
+        "../scripts/train_pelsvae.py"
+
+
+# Physics (+ class, + a dummy ~ U(0, 1)) → latent regressors of Sec. 4.2, scored as in Table 3.
+rule pelsvae_regression:
+    input:
+        model=PELSVAE_MODEL,
+        train=LIGHTCURVE_SETS["train"],
+        val=LIGHTCURVE_SETS["val"],
+    output:
+        regressors=PELSVAE_REGRESSORS,
+    log:
+        f"{LOGS}/pelsvae_regression/{{model}}.log",
+    wildcard_constraints:
+        model="|".join(PELSVAE_MODELS),
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        pelsvae=PELSVAE,
+        seed=lambda wildcards: seed_for(f"pelsvae_regression_{wildcards.model}"),
+    script:
+        "../scripts/pelsvae_regression.py"

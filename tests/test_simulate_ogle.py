@@ -8,6 +8,7 @@ import pytest
 from conftest import SHARED_DATA
 from scipy import stats
 
+from latentsky.lightcurves import fold, rise_fraction
 from latentsky.ogle_io import OBJECT_COLUMNS, read_ogle_gaia_xmatch
 from latentsky.simulate.ogle import (
     ASTROMETRIC_NOISE_ARCSEC,
@@ -72,15 +73,6 @@ def test_periods_in_class_ranges_and_subtypes(sim):
     assert {"SRV", "OSARG", "1O2O"} & set(sim.objects["subtype"])  # dropped-later subtypes are present
 
 
-def _rise_fraction(t, mag, period):
-    """Fraction of the cycle from minimum to maximum light, from 40 phase bins of the folded curve."""
-    phase = np.mod(t / period, 1.0)
-    bins = np.minimum((phase * 40).astype(int), 39)
-    med = np.array([np.median(mag[bins == b]) for b in range(40)])
-    med = np.convolve(np.r_[med[-2:], med, med[:2]], np.ones(5) / 5, mode="valid")
-    return np.mod(np.argmin(med) - np.argmax(med), 40) / 40.0
-
-
 def test_rr_lyrae_shape_depends_on_teff(sim):
     obj = sim.objects.merge(sim.truth[["ogle_id", "teff"]], on="ogle_id")
     obj = obj[(obj["var_class"] == "RRLYR") & (obj["i_mag"] < 18.5)]
@@ -88,7 +80,7 @@ def test_rr_lyrae_shape_depends_on_teff(sim):
     rise, skew = [], []
     for row in obj.itertuples():
         g = lc.get_group(row.ogle_id)
-        rise.append(_rise_fraction(g["time"].to_numpy(), g["mag"].to_numpy(), row.period))
+        rise.append(rise_fraction(fold(g["time"].to_numpy(), row.period), g["mag"].to_numpy()))
         skew.append(stats.skew(g["mag"]))
     rho_rise = stats.spearmanr(obj["teff"], rise).statistic
     rho_skew = stats.spearmanr(obj["teff"], skew).statistic

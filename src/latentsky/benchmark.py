@@ -1,4 +1,5 @@
-"""Throughput and memory of the distance model: ``latentsky benchmark distances``.
+"""Throughput and memory: ``latentsky benchmark distances`` (the CMD flow) and ``latentsky benchmark pelsvae``
+(light-curve generation and training, :func:`benchmark_pelsvae`).
 
 Benchmarks are not tests (DESIGN.md): this prints figures and asserts nothing. It simulates a small survey
 with the workflow's own simulator and dust map, then times, for each model size asked for,
@@ -20,6 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import torch
 
 from latentsky.cmd_flow import FlowArchitecture
@@ -135,3 +137,96 @@ def format_results(results: list[dict]) -> str:
         gpu = f", GPU peak {r['peak_gpu_mib']:.0f} MiB" if r["peak_gpu_mib"] is not None else ""
         lines.append(f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB{gpu}")
     return "\n".join(lines)
+
+
+def benchmark_pelsvae(
+    device: torch.device, *, n_curves: int = 100, n_points: int = 300, repeats: int = 5, seed: int = 0
+) -> dict:
+    """Generation and training throughput of a paper-size PELS-VAE (Table 2's best: TCN, h 48, 5 blocks).
+
+    Generation is timed as the paper states it (Sec. 4.3: about 1.3 s for 100 light curves): ``n_curves``
+    physical vectors → latent vectors (a random forest fitted on synthetic latents; its cost is part of
+    the figure) → decoder at ``n_points`` epochs each. The weights are untrained: the time does not depend
+    on them. Training is timed as curves per second over a few optimiser steps at batch 128.
+    """
+    from latentsky.latent_regression import make_regressor
+    from latentsky.pelsvae import CLASSES, LightCurveScaler, PelsVae, PelsVaeConfig, class_one_hot, generate
+    from latentsky.pelsvae_training import PelsVaeTrainer
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    config = PelsVaeConfig(use_physics=True)
+    model = PelsVae(config).to(device).eval()
+    scaler = LightCurveScaler(-1.0, 1.0, 0.01, (6000.0, 0.0, 0.0), (1000.0, 1.0, 0.5))
+    # A forest of the paper's kind on 100 repeats × 200 objects of synthetic (physics, class, dummy) → z.
+    n_fit = 20000
+    X = np.column_stack(
+        [
+            rng.normal(size=(n_fit, 3)),
+            np.eye(len(CLASSES))[rng.integers(0, len(CLASSES), n_fit)],
+            rng.uniform(size=n_fit),
+        ]
+    )
+    regressor = make_regressor("random_forest", seed).fit(X, rng.normal(size=(n_fit, config.z_dim)))
+    onehot = class_one_hot(["RRLYR"] * n_curves, CLASSES)
+    times = np.sort(rng.uniform(0, 1000.0, size=(n_curves, n_points)), axis=1)
+    period = rng.uniform(0.3, 0.8, size=n_curves)
+
+    def one_batch() -> None:
+        physics = np.column_stack([rng.normal(size=(n_curves, 3))])
+        z = regressor.predict(np.column_stack([physics, onehot, rng.uniform(size=n_curves)]))
+        generate(model, scaler, "RRLYR", z, np.mod(times / period[:, None], 1.0), device=device)
+        _sync(device)
+
+    one_batch()  # warm-up (first CUDA kernels, lazy allocations)
+    durations = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        one_batch()
+        durations.append(time.perf_counter() - t0)
+
+    # Training throughput on synthetic curves of the same length.
+    frame = pd.DataFrame(
+        {
+            "var_class": rng.choice(CLASSES, 512),
+            "phase": [np.sort(rng.uniform(size=n_points)) for _ in range(512)],
+            "mag": [15 + 0.3 * rng.normal(size=n_points) for _ in range(512)],
+            "err": [np.full(n_points, 0.01) for _ in range(512)],
+            "teff": rng.uniform(5000, 7000, 512),
+            "abs_g": rng.normal(size=512),
+            "period": rng.uniform(0.3, 30, 512),
+        }
+    )
+    trainer = PelsVaeTrainer(frame, None, config, seed, device, epochs=1)
+    idx = np.arange(config.batch_size)
+    trainer._step(idx)  # warm-up
+    _sync(device)
+    n_steps = 4
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        trainer._step(idx)
+    _sync(device)
+    train_rate = n_steps * config.batch_size / (time.perf_counter() - t0)
+    return {
+        "model": f"PELS-VAE cVAE-P, TCN h {config.h_size}, {config.n_blocks} blocks, k {config.kernel_size}",
+        "device": describe_device(device),
+        "n_curves": n_curves,
+        "n_points": n_points,
+        "generate_s_median": float(np.median(durations)),
+        "generate_s_min": float(np.min(durations)),
+        "train_curves_per_s": train_rate,
+        "batch_size": config.batch_size,
+        "peak_rss_mib": _peak_rss_mib(),
+    }
+
+
+def format_pelsvae_results(r: dict) -> str:
+    return "\n".join(
+        [
+            f"{r['model']} on {r['device']}",
+            f"  generate {r['n_curves']} light curves × {r['n_points']} epochs (regressor + decoder): "
+            f"{r['generate_s_median']:.3f} s median, {r['generate_s_min']:.3f} s best (paper: ~1.3 s)",
+            f"  training: {r['train_curves_per_s']:.0f} curves/s at batch {r['batch_size']}",
+            f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB",
+        ]
+    )

@@ -205,6 +205,88 @@ def _cmd_benchmark_distances(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_request_table(path: str):
+    import pandas as pd
+
+    if path.lower().endswith((".parquet", ".pq")):
+        return pd.read_parquet(path)
+    from astropy.table import Table
+
+    return Table.read(path, format="ascii").to_pandas()
+
+
+def _cmd_generate_lightcurves(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from latentsky.distance_catalog import describe_device, resolve_device
+    from latentsky.outputs import write_parquet
+    from latentsky.pelsvae_pipeline import (
+        generate_lightcurves,
+        load_regressors,
+        read_requests,
+        read_times_table,
+        request_times,
+    )
+    from latentsky.pelsvae_training import load_pelsvae
+    from latentsky.provenance import build_record
+
+    if args.requests:
+        requests = read_requests(_read_request_table(args.requests))
+    else:
+        one = {"var_class": args.var_class, "teff": args.teff, "abs_g": args.abs_g, "period": args.period}
+        if any(v is None for v in one.values()):
+            print("error: give --requests FILE, or --class, --teff, --abs-g and --period", file=sys.stderr)
+            return 2
+        requests = read_requests(
+            [{**one, "t0": args.t0, "n_samples": args.n_samples, "median_mag": args.median_mag}]
+        )
+    if (args.times is None) == (args.cadence is None):
+        print("error: give exactly one of --times FILE and --cadence SPEC", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    rng = np.random.default_rng(args.seed)
+    model, scaler, _, _ = load_pelsvae(args.model, str(device))
+    regressors = load_regressors(args.regressors)
+    table = read_times_table(args.times) if args.times else None
+    times = request_times(requests, rng, cadence=args.cadence, times_table=table)
+    curves = generate_lightcurves(
+        model, scaler, regressors, args.regressor, requests, times, rng, device=str(device)
+    )
+    inputs = [
+        args.model,
+        args.regressors,
+        *([args.requests] if args.requests else []),
+        *([args.times] if args.times else []),
+    ]
+    params = {
+        "regressor": args.regressor,
+        "cadence": args.cadence,
+        "requests": requests.drop(columns="request").to_dict(orient="records") if not args.requests else None,
+    }
+    record = build_record(
+        rule="generate-lightcurves",
+        inputs=inputs,
+        params=params,
+        config={"generation": params, "seed": args.seed},
+        seed=args.seed,
+        device=describe_device(device),
+    )
+    write_parquet(curves, args.out, record)
+    print(f"wrote {len(curves)} light curves ({len(requests)} requests) to {args.out}")
+    return 0
+
+
+def _cmd_benchmark_pelsvae(args: argparse.Namespace) -> int:
+    from latentsky.benchmark import benchmark_pelsvae, format_pelsvae_results
+    from latentsky.distance_catalog import resolve_device
+
+    result = benchmark_pelsvae(
+        resolve_device(args.device), n_curves=args.curves, n_points=args.points, repeats=args.repeats
+    )
+    print(format_pelsvae_results(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsky",
@@ -271,6 +353,46 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--steps", type=int, default=20, help="optimiser steps to time")
     b.add_argument("--catalog-stars", type=int, default=2000, help="stars to catalogue")
     b.set_defaults(func=_cmd_benchmark_distances)
+    b = bsub.add_parser(
+        "pelsvae",
+        help="PELS-VAE: time to generate a batch of light curves (paper: 100 in ~1.3 s), training curves/s",
+    )
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    b.add_argument("--curves", type=int, default=100, help="light curves per generated batch (default 100)")
+    b.add_argument("--points", type=int, default=300, help="epochs per light curve (default 300)")
+    b.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is printed)")
+    b.set_defaults(func=_cmd_benchmark_pelsvae)
+
+    p = sub.add_parser(
+        "generate-lightcurves",
+        help="new light curves from a trained PELS-VAE for given class, Teff, M_G, period (paper 000 Sec. 4.3)",
+        description="Physics → latent (a fitted regressor, with the dummy dimension drawn from U(0, 1)) → "
+        "decoder at the phases of the timestamps you give. Writes Parquet with provenance: one row per "
+        "light curve, list columns time, phase, mag, err.",
+    )
+    p.add_argument("--model", required=True, help="model.pt from the train_pelsvae rule")
+    p.add_argument("--regressors", required=True, help="regressors.pt from the pelsvae_regression rule")
+    p.add_argument("--regressor", default="random_forest", choices=("linear", "random_forest", "mlp"))
+    p.add_argument(
+        "--requests",
+        help="table (CSV/ECSV/Parquet) with var_class, teff, abs_g, period and optional request, t0, "
+        "n_samples, median_mag",
+    )
+    p.add_argument("--class", dest="var_class", help="variability class of a single request, e.g. RRLYR")
+    p.add_argument("--teff", type=float, help="effective temperature (K)")
+    p.add_argument("--abs-g", type=float, help="absolute G magnitude M_G (mag)")
+    p.add_argument("--period", type=float, help="period (d)")
+    p.add_argument("--t0", type=float, default=0.0, help="epoch of phase 0 (d; default 0)")
+    p.add_argument("--n-samples", type=int, default=1, help="light curves per request (default 1)")
+    p.add_argument("--median-mag", type=float, default=0.0, help="median I magnitude (default 0: relative)")
+    p.add_argument("--times", help="table with a column time (d) and optionally request")
+    p.add_argument(
+        "--cadence", help="regular:N:SPAN | random:N:SPAN (SPAN in d) | phases:N | ogle3:N:SEASONS"
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the dummy draws and random cadences")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.set_defaults(func=_cmd_generate_lightcurves)
     return parser
 
 

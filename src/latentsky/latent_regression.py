@@ -32,33 +32,28 @@ from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from latentsky.pelsvae import class_one_hot as one_hot
+from latentsky.pelsvae import physics_vector
+
+__all__ = [
+    "REGRESSORS",
+    "N_REPEATS",
+    "N_LATENT_SAMPLES",
+    "RegressionDesign",
+    "fit_latent_regressors",
+    "make_regressor",
+    "one_hot",
+    "physics_vector",
+    "predict_latent",
+    "regression_design",
+    "rmse",
+]
+
 #: The three regressors of Table 3, in its order.
 REGRESSORS: tuple[str, ...] = ("linear", "random_forest", "mlp")
 #: Sec. 4.2: 100 repeated physical vectors per object, 10 latent samples per object.
 N_REPEATS = 100
 N_LATENT_SAMPLES = 10
-
-
-def physics_vector(teff: np.ndarray, abs_g: np.ndarray, period: np.ndarray) -> np.ndarray:
-    """(N, 3) array of Teff (K), M_G (mag) and log10 P (P in d): the physical space of cVAE-P."""
-    return np.column_stack(
-        [
-            np.asarray(teff, dtype=np.float64),
-            np.asarray(abs_g, dtype=np.float64),
-            np.log10(np.asarray(period, dtype=np.float64)),
-        ]
-    )
-
-
-def one_hot(labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
-    """(N, len(classes)) one-hot rows; a label outside ``classes`` raises ValueError naming it."""
-    index = {c: i for i, c in enumerate(classes)}
-    unknown = sorted({str(label) for label in labels} - set(index))
-    if unknown:
-        raise ValueError(f"class label(s) {unknown} not among the model's classes {list(classes)}")
-    out = np.zeros((len(labels), len(classes)))
-    out[np.arange(len(labels)), [index[str(label)] for label in labels]] = 1.0
-    return out
 
 
 @dataclass
@@ -114,13 +109,14 @@ def regression_design(
     return RegressionDesign(X=X, Y=targets, object_index=np.repeat(np.arange(n), n_repeats))
 
 
-def make_regressor(name: str, seed: int) -> Pipeline:
-    """A standardising pipeline around one of :data:`REGRESSORS` (scikit-learn, as in the paper)."""
+def make_regressor(name: str, seed: int, n_jobs: int = 1) -> Pipeline:
+    """A standardising pipeline around one of :data:`REGRESSORS` (scikit-learn, as in the paper);
+    ``n_jobs`` parallelises the random forest."""
     models: dict[str, RegressorMixin] = {
         "linear": LinearRegression(),
         # Leaves of ≥ 5 rows: a fully grown forest would memorise the dummy dimension of each training row.
         "random_forest": RandomForestRegressor(
-            n_estimators=100, min_samples_leaf=5, n_jobs=1, random_state=seed
+            n_estimators=100, min_samples_leaf=5, n_jobs=n_jobs, random_state=seed
         ),
         "mlp": MLPRegressor(
             hidden_layer_sizes=(64, 64), max_iter=200, early_stopping=True, random_state=seed, tol=1e-4
@@ -137,12 +133,17 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def fit_latent_regressors(
-    train: RegressionDesign, val: RegressionDesign, *, seed: int, names: Sequence[str] = REGRESSORS
+    train: RegressionDesign,
+    val: RegressionDesign,
+    *,
+    seed: int,
+    names: Sequence[str] = REGRESSORS,
+    n_jobs: int = 1,
 ) -> tuple[dict[str, Pipeline], dict[str, float]]:
     """Fit each regressor on ``train`` and return the fitted pipelines and their validation RMSE."""
     fitted, scores = {}, {}
     for name in names:
-        model = make_regressor(name, seed)
+        model = make_regressor(name, seed, n_jobs)
         model.fit(train.X, train.Y)
         fitted[name] = model
         scores[name] = rmse(val.Y, model.predict(val.X))

@@ -28,6 +28,9 @@ __all__ = [
     "sigma_clip_lightcurve",
     "keep_subtype",
     "fold",
+    "rise_fraction",
+    "align_to_epoch",
+    "EPOCH_AT_MINIMUM_LIGHT",
     "undersample",
     "preprocess_lightcurve",
     "augment",
@@ -211,6 +214,58 @@ def fold(time: np.ndarray, period: float, t0: float | None = None) -> np.ndarray
     phase = np.mod((time - (0.0 if t0 is None else t0)) / period, 1.0)
     # np.mod of a tiny negative number can round to exactly 1.0.
     return np.where(phase >= 1.0, 0.0, phase)
+
+
+def _smoothed_bin_medians(phase: np.ndarray, mag: np.ndarray, n_bins: int) -> np.ndarray | None:
+    """Medians of ``n_bins`` phase bins, empty bins filled by cyclic interpolation, smoothed by a cyclic
+    5-bin running mean so that noise does not move the extremes; None with fewer than two filled bins."""
+    phase = np.mod(np.asarray(phase, dtype=np.float64), 1.0)
+    mag = np.asarray(mag, dtype=np.float64)
+    bins = np.minimum((phase * n_bins).astype(int), n_bins - 1)
+    med = np.full(n_bins, np.nan)
+    for b in np.unique(bins):
+        med[b] = np.median(mag[bins == b])
+    filled = np.isfinite(med)
+    if filled.sum() < 2:
+        return None
+    centres = (np.arange(n_bins) + 0.5) / n_bins
+    med = np.interp(centres, centres[filled], med[filled], period=1.0)
+    return np.convolve(np.r_[med[-2:], med, med[:2]], np.ones(5) / 5, mode="valid")
+
+
+def rise_fraction(phase: np.ndarray, mag: np.ndarray, n_bins: int = 40) -> float:
+    """Fraction of the cycle from minimum to maximum light of a folded curve (0.5 for a sinusoid; small
+    for the steep rise of RRab stars and long-period Cepheids), independent of the phase zero point."""
+    smooth = _smoothed_bin_medians(phase, mag, n_bins)
+    if smooth is None:
+        return float("nan")
+    # Magnitudes: maximum light is the minimum magnitude.
+    return float(np.mod(np.argmin(smooth) - np.argmax(smooth), n_bins) / n_bins)
+
+
+#: Classes whose catalog epoch (phase 0) is minimum light — the primary eclipse — rather than maximum.
+EPOCH_AT_MINIMUM_LIGHT = frozenset({"ECL", "ELL"})
+
+
+def align_to_epoch(
+    phase: np.ndarray, mag: np.ndarray, err: np.ndarray, var_class: str, n_bins: int = 40
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Shift a folded curve so that phase 0 is at its catalog-convention epoch, re-sorted by phase.
+
+    OGLE-III (like most variable-star catalogs) gives T0 at maximum light for pulsators and at the
+    primary minimum for eclipsing and ellipsoidal binaries (:data:`EPOCH_AT_MINIMUM_LIGHT`); the extremum
+    is that of the smoothed phase-binned medians, placed at its bin centre.
+    """
+    phase = np.asarray(phase, dtype=np.float64)
+    smooth = _smoothed_bin_medians(phase, mag, n_bins)
+    if smooth is None:
+        return phase, np.asarray(mag), np.asarray(err)
+    at_min_light = str(var_class).upper() in EPOCH_AT_MINIMUM_LIGHT
+    extremum = (int(np.argmax(smooth) if at_min_light else np.argmin(smooth)) + 0.5) / n_bins
+    shifted = np.mod(phase - extremum, 1.0)
+    shifted = np.where(shifted >= 1.0, 0.0, shifted)
+    order = np.argsort(shifted, kind="stable")
+    return shifted[order], np.asarray(mag)[order], np.asarray(err)[order]
 
 
 def undersample(
