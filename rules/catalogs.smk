@@ -95,11 +95,6 @@ rule evaluate_pelsvae:
         test=LIGHTCURVE_SETS["test"],
     output:
         **PELSVAE_OUTPUTS,
-        table3_md=report(
-            f"{PELSVAE_DIR}/table3_regression_rmse.md",
-            caption="../resources/report/captions/pelsvae_table3.rst",
-            category="PELS-VAE",
-        ),
         **{
             key: report(
                 path,
@@ -108,6 +103,11 @@ rule evaluate_pelsvae:
             )
             for key, path in PELSVAE_FIGURES.items()
         },
+        table3_md=report(
+            f"{PELSVAE_DIR}/table3_regression_rmse.md",
+            caption="../resources/report/captions/pelsvae_table3.rst",
+            category="PELS-VAE",
+        ),
     log:
         f"{LOGS}/evaluate_pelsvae.log",
     conda:
@@ -127,13 +127,13 @@ rule evaluate_pelsvae:
 # New light curves (Sec. 4.3) for pelsvae.generation.requests at its cadence or timestamps file.
 rule generate_lightcurves:
     input:
-        model=PELSVAE_MODEL.format(model=PELSVAE["generation"]["model"]),
-        regressors=PELSVAE_REGRESSORS.format(model=PELSVAE["generation"]["model"]),
         **(
             {"times": PELSVAE["generation"]["times_file"]}
             if PELSVAE["generation"]["times_file"]
             else {}
         ),
+        model=PELSVAE_MODEL.format(model=PELSVAE["generation"]["model"]),
+        regressors=PELSVAE_REGRESSORS.format(model=PELSVAE["generation"]["model"]),
     output:
         GENERATED_LIGHTCURVES,
     log:

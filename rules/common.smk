@@ -216,7 +216,9 @@ def released_files(wildcards=None):
         f"{METRICS}/lightcurves.json",
         f"{FIGURES}/lightcurves/fig1_panels.png",
         *expand(PELSVAE_MODEL, model=PELSVAE_MODELS),
-        *expand(f"{PELSVAE_DIR}/{{model}}/training_history.parquet", model=PELSVAE_MODELS),
+        *expand(
+            f"{PELSVAE_DIR}/{{model}}/training_history.parquet", model=PELSVAE_MODELS
+        ),
         *expand(PELSVAE_REGRESSORS, model=PELSVAE_MODELS),
         *PELSVAE_OUTPUTS.values(),
         *PELSVAE_FIGURES.values(),

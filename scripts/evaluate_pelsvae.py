@@ -7,7 +7,7 @@ import pandas as pd
 from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.markdown import markdown_table
-from latentsky.outputs import atomic_output, save_figure, write_json, write_parquet
+from latentsky.outputs import atomic_output, nan_to_null, save_figure, write_json, write_parquet
 from latentsky.pelsvae import encode, reconstruct
 from latentsky.pelsvae_evaluation import (
     TABLE3_PAPER,
@@ -86,7 +86,7 @@ with job_logging(smk) as log:
             "training_data_spearman_with_teff": grid["data_spearman"],
         },
     }
-    write_json(metrics, smk.output.metrics, record)
+    write_json(nan_to_null(metrics), smk.output.metrics, record)
 
     save_figure(validation_loss_figure(histories), smk.output.loss, record, dpi=100)
     for name, key in (("cvae", "recon_cvae"), ("cvae_p", "recon_cvae_p")):

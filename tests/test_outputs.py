@@ -123,3 +123,14 @@ def test_record_fields(tmp_path, record):
     assert os.path.isabs(
         build_record(rule="u", inputs=[tmp_path / "input.txt"], root="/nonexistent")["inputs"][0]["path"]
     )
+
+
+def test_nan_to_null_makes_undefined_metrics_writable(tmp_path):
+    from latentsky.outputs import nan_to_null, write_json
+
+    doc = {"rho": float("nan"), "ratios": [1.5, float("inf")], "nested": {"x": np.float64("nan"), "n": 3}}
+    with pytest.raises(ValueError):
+        write_json(doc, tmp_path / "bad.json", {"rule": "t"})
+    write_json(nan_to_null(doc), tmp_path / "ok.json", {"rule": "t"})
+    back = json.loads((tmp_path / "ok.json").read_text())
+    assert back["rho"] is None and back["ratios"] == [1.5, None] and back["nested"] == {"x": None, "n": 3}

@@ -20,6 +20,7 @@ from latentsky.pelsvae import (
     reconstruct,
     sample_latents,
 )
+from latentsky.pelsvae_evaluation import class_mean_templates, template_curves, weighted_mse
 from latentsky.pelsvae_training import load_pelsvae, save_pelsvae, train_pelsvae
 
 TINY = dict(h_size=8, z_dim=3, n_blocks=2, kernel_size=3, fc_sizes=(8,), t_len=40, dropout=0.2)
@@ -486,12 +487,6 @@ def test_saved_model_loads_back(tmp_path, resume_data, uninterrupted):
 # ----------------------------------------------------------------------------------------------------------
 
 
-def _chi2(observed: list[np.ndarray], model: list[np.ndarray], errors: list[np.ndarray]) -> float:
-    return float(
-        np.mean(np.concatenate([((o - m) / e) ** 2 for o, m, e in zip(observed, model, errors, strict=True)]))
-    )
-
-
 def test_short_training_beats_the_class_mean_template():
     """Held-out curves: PELS-VAE's reconstruction has a lower error-weighted MSE than each class's mean
     curve, i.e. the latent space carries what distinguishes curves of one class (here: the amplitude)."""
@@ -514,23 +509,10 @@ def test_short_training_beats_the_class_mean_template():
     result = train_pelsvae(train, val, config, seed=0, epochs=40)
     assert result.history["val_loss"].iloc[-1] < 0.5 * result.history["val_loss"].iloc[0]
     recon, _ = reconstruct(result.model, test, result.scaler)
-    vae = _chi2(list(test["mag"]), recon, list(test["err"]))
-
+    vae = weighted_mse(list(test["mag"]), recon, list(test["err"]))
     # Class-mean template: mean of (mag − median) in 20 phase bins over the training curves of the class.
-    n_bins = 20
-    templates = {}
-    for cls, group in train.groupby("var_class"):
-        total, count = np.zeros(n_bins), np.zeros(n_bins)
-        for phase, mag in zip(group["phase"], group["mag"], strict=True):
-            b = np.minimum((phase * n_bins).astype(int), n_bins - 1)
-            np.add.at(total, b, mag - np.median(mag))
-            np.add.at(count, b, 1)
-        templates[cls] = total / count
-    template = [
-        templates[cls][np.minimum((phase * n_bins).astype(int), n_bins - 1)] + np.median(mag)
-        for cls, phase, mag in zip(test["var_class"], test["phase"], test["mag"], strict=True)
-    ]
-    baseline = _chi2(list(test["mag"]), template, list(test["err"]))
+    template = template_curves(test, class_mean_templates(train))
+    baseline = weighted_mse(list(test["mag"]), template, list(test["err"]))
     assert vae < 0.5 * baseline, (vae, baseline)
 
     # The latent means encode the amplitude, which the template cannot know: a linear map fitted on the

@@ -20,6 +20,8 @@ def test_slurm_profile_resolves_from_repo_root(repo_root):
             "--forceall",
             "all",
             "results/models/cmd_flow/model.pt",
+            "results/models/pelsvae/cvae/model.pt",
+            "results/models/pelsvae/cvae_p/model.pt",
         ],
         cwd=repo_root,
         capture_output=True,
@@ -32,10 +34,11 @@ def test_slurm_profile_resolves_from_repo_root(repo_root):
     # Jobs are planned for SLURM with the profile's partition, and rules keep their own resources.
     assert "slurm_partition=cpu" in out
     assert "rule simulate_dust_map:" in out
-    # The GPU training rule is planned onto the GPU partition with its GPU.
-    train = out[out.index("rule train_cmd_flow:") :]
-    resources = train[train.index("resources:") : train.index("\n", train.index("resources:"))]
-    assert "slurm_partition=gpu" in resources and "gpu=1" in resources
+    # The GPU training rules are planned onto the GPU partition with their GPU.
+    for rule in ("train_cmd_flow", "train_pelsvae"):
+        train = out[out.index(f"rule {rule}:") :]
+        resources = train[train.index("resources:") : train.index("\n", train.index("resources:"))]
+        assert "slurm_partition=gpu" in resources and "gpu=1" in resources, rule
 
 
 def test_profiles_keep_cluster_specifics_out_of_rules(repo_root):

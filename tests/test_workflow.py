@@ -46,6 +46,7 @@ def workflow_run(tmp_path_factory, repo_root):
         src = repo_root / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
     shutil.copy2(repo_root / "tests/config/tiny.yaml", workdir / "tiny.yaml")
+    shutil.copy2(repo_root / "tests/config/generation_times.csv", workdir / "generation_times.csv")
     # The default config finds the authors' tables at ../shared beside the checkout; the copy is elsewhere.
     with open(workdir / "tiny.yaml", "a") as fh:
         fh.write(f"crossmatch:\n  published_tables: {SHARED_DATA / 'ogle3_gaiadr2_xmatch'}\n")
@@ -251,3 +252,83 @@ def test_lightcurve_sets_are_balanced_and_leak_free(workflow_run):
     status = pd.read_parquet(workflow_run / "results/lightcurves/object_status.parquet")
     objects = pd.read_parquet(workflow_run / "results/sources/ogle/objects.parquet")
     assert sorted(status["ogle_id"]) == sorted(objects["ogle_id"])  # every object accounted for
+
+
+def test_pelsvae_trains_both_models_and_writes_table3(workflow_run):
+    metrics = json.loads((workflow_run / "results/metrics/pelsvae.json").read_text())
+    train = pd.read_parquet(workflow_run / "results/lightcurves/train.parquet")
+    table = pd.read_parquet(workflow_run / "results/models/pelsvae/table3_regression_rmse.parquet")
+    assert table["regressor"].tolist() == ["linear", "random_forest", "mlp"]
+    for model in ("cvae", "cvae_p"):
+        rmse = metrics["regression_rmse"][model]
+        # Latents are ~N(0, 1) per dimension (the KL term): an RMSE far above 1 would be a broken fit.
+        assert set(rmse) == {"linear", "random_forest", "mlp"} and all(0 < v < 2 for v in rmse.values())
+        np.testing.assert_allclose(table[model], [rmse[n] for n in table["regressor"]])
+        history = pd.read_parquet(workflow_run / f"results/models/pelsvae/{model}/training_history.parquet")
+        assert history["epoch"].tolist() == [1, 2, 3] and metrics["epochs"][model] == 3
+        assert np.isfinite(history["val_loss"]).all()
+        record = read_provenance(workflow_run / f"results/models/pelsvae/{model}/model.pt")
+        assert record["rule"] == "train_pelsvae" and record["wildcards"] == {"model": model}
+    # cVAE trains on every curve, cVAE-P on those with Teff, M_G and period; both regressions on the latter.
+    n_physics = int((train["teff"].notna() & train["abs_g"].notna()).sum())
+    n_repeats = 20  # tiny.yaml
+    assert metrics["regression_rows"]["cvae"]["train"] == metrics["regression_rows"]["cvae_p"]["train"]
+    assert metrics["regression_rows"]["cvae_p"]["train"] == n_physics * n_repeats
+    assert metrics["regression_rmse_paper"]["cvae_p"]["random_forest"] == 0.289
+    for model in ("cvae", "cvae_p"):
+        assert metrics["reconstruction"][model]["n_curves"] > 0
+    seq = metrics["rrlyrae_teff_sequence"]
+    assert len(seq["grid"]["teff"]) == 4 and set(seq["spearman_with_teff"]) == {
+        "linear",
+        "random_forest",
+        "mlp",
+    }
+    for name in (
+        "fig4_validation_loss",
+        "fig5_reconstructions_cvae",
+        "fig6_latent_pairs",
+        "fig8_rrlyrae_teff",
+    ):
+        assert (
+            read_provenance(workflow_run / f"results/figures/pelsvae/{name}.png")["rule"]
+            == "evaluate_pelsvae"
+        )
+
+
+def test_generated_lightcurves_at_user_timestamps_audit(workflow_run):
+    path = workflow_run / "results/catalogs/generated_lightcurves.parquet"
+    generated = pd.read_parquet(path)
+    times = pd.read_csv(workflow_run / "generation_times.csv", comment="#")["time"].to_numpy()
+    # The schema's default requests: three physical vectors, five light curves each.
+    assert len(generated) == 15 and generated["request"].tolist() == [0] * 5 + [1] * 5 + [2] * 5
+    for row in generated.itertuples():
+        np.testing.assert_array_equal(row.time, times)
+        np.testing.assert_allclose(row.phase, np.mod((times - row.t0) / row.period, 1.0))
+        assert len(row.mag) == len(times) and np.isfinite(row.mag).all() and np.all(np.asarray(row.err) > 0)
+    assert set(generated["regressor"]) == {"random_forest"} and set(generated["model"]) == {"cvae_p"}
+    result = audit(path)
+    assert result.ok, result.mismatches
+    assert any("generation_times.csv" in line for line in result.lines)
+
+
+def test_generate_lightcurves_cli_audits_its_lineage(workflow_run):
+    out = workflow_run / "my_rr_lyrae.parquet"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "latentsky.cli", "generate-lightcurves",
+            "--model", "results/models/pelsvae/cvae_p/model.pt",
+            "--regressors", "results/models/pelsvae/cvae_p/regressors.pt",
+            "--class", "RRLYR", "--teff", "6800", "--abs-g", "0.6", "--period", "0.52", "--n-samples", "4",
+            "--cadence", "random:120:900", "--seed", "3", "--out", str(out.name),
+        ],
+        cwd=workflow_run, capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    curves = pd.read_parquet(out)
+    assert len(curves) == 4 and all(len(t) == 120 for t in curves["time"])
+    assert all(np.all(np.diff(t) >= 0) and 0 <= t[0] and t[-1] <= 900 for t in curves["time"])
+    # Not a released file, but its lineage — the models, the light curves, down to the simulation — checks.
+    assert not audit(out).ok
+    result = audit(out, lineage_only=True)
+    assert result.ok, result.mismatches
+    assert any("results/models/pelsvae/cvae_p/model.pt" in line for line in result.lines)

@@ -67,8 +67,14 @@ def audit(
     path: str | os.PathLike,
     manifest: str | os.PathLike | None = None,
     root: str | os.PathLike | None = None,
+    lineage_only: bool = False,
 ) -> AuditResult:
-    """Audit ``path``; see the module docstring. Never raises for a mismatch: it is in the result."""
+    """Audit ``path``; see the module docstring. Never raises for a mismatch: it is in the result.
+
+    ``lineage_only`` skips step 1, for a file made beside the workflow rather than released by it (e.g.
+    ``latentsky generate-lightcurves`` run from the workflow root on released models): its own hash is
+    then on record nowhere, but every file it was made from is checked as usual.
+    """
     target = Path(os.path.abspath(path))
     if root is None:
         if manifest is not None:
@@ -87,7 +93,9 @@ def audit(
 
     # 1. The released file against the manifest.
     target_hash = sha256_file(target)
-    if not manifest_path.is_file():
+    if lineage_only:
+        manifest_note = "not released (lineage only)"
+    elif not manifest_path.is_file():
         result.mismatches.append(Mismatch(_rel(manifest_path, root_path), "release manifest not found"))
         manifest_note = "no manifest"
     else:

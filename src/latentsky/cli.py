@@ -17,7 +17,7 @@ from latentsky import __version__
 def _cmd_audit(args: argparse.Namespace) -> int:
     from latentsky.audit import audit
 
-    result = audit(args.path, manifest=args.manifest, root=args.root)
+    result = audit(args.path, manifest=args.manifest, root=args.root, lineage_only=args.lineage_only)
     if not args.quiet:
         print(f"workflow root: {result.root}")
         print(f"manifest: {result.manifest or 'not found'}")
@@ -311,6 +311,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--root",
         help="workflow root that recorded paths are relative to "
         "(default: the nearest ancestor of PATH holding results/release/manifest.parquet)",
+    )
+    p.add_argument(
+        "--lineage-only",
+        action="store_true",
+        help="skip the manifest check (a file made beside the workflow, e.g. by generate-lightcurves); "
+        "its lineage is checked as usual",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
     p.set_defaults(func=_cmd_audit)

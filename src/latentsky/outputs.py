@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterator, Mapping
@@ -169,6 +170,21 @@ def read_hdf5_provenance(path: str | os.PathLike) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------------------ JSON
+def nan_to_null(obj: Any) -> Any:
+    """A copy of nested dicts/lists with every non-finite float replaced by None (JSON ``null``).
+
+    :func:`write_json` refuses NaN (it is not JSON); call this where a figure of merit can be undefined
+    (a correlation of a constant, a ratio over an empty class) and ``null`` is the honest value.
+    """
+    if isinstance(obj, Mapping):
+        return {k: nan_to_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [nan_to_null(v) for v in obj]
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    return obj
+
+
 def write_json(document: Mapping[str, Any], path: str | os.PathLike, provenance: Mapping[str, Any]) -> Path:
     """Write a JSON document (e.g. metrics) atomically with the record under ``"provenance"``."""
     if JSON_KEY in document:
