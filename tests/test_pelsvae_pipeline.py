@@ -180,6 +180,13 @@ def _curves(n: int, rng: np.random.Generator, n_points: int = 40) -> pd.DataFram
     return pd.DataFrame(rows)
 
 
+def _linear_and_forest(result, train: pd.DataFrame, val: pd.DataFrame, n_repeats: int):
+    names = ("linear", "random_forest")
+    return fit_regressors(
+        "cvae_p", result.model, result.scaler, train, val, seed=0, names=names, n_repeats=n_repeats
+    )
+
+
 @pytest.fixture(scope="module")
 def small_model():
     rng = np.random.default_rng(3)
@@ -200,16 +207,7 @@ def small_model():
     result = train_pelsvae(
         rows_for_model(train, "cvae_p"), rows_for_model(val, "cvae_p"), config, seed=0, epochs=2
     )
-    regs = fit_regressors(
-        "cvae_p",
-        result.model,
-        result.scaler,
-        train,
-        val,
-        seed=0,
-        names=("linear", "random_forest"),
-        n_repeats=10,
-    )
+    regs = _linear_and_forest(result, train, val, n_repeats=10)
     return result, regs
 
 
@@ -324,16 +322,7 @@ def test_generated_rr_lyrae_follow_teff_as_the_simulation_does():
         use_physics=True,
     )
     result = train_pelsvae(train, val, config, seed=0)
-    regs = fit_regressors(
-        "cvae_p",
-        result.model,
-        result.scaler,
-        train,
-        val,
-        seed=0,
-        names=("linear", "random_forest"),
-        n_repeats=20,
-    )
+    regs = _linear_and_forest(result, train, val, n_repeats=20)
     teff = np.linspace(6000, 7400, 6)
     sequence = rrlyrae_sequence(
         result.model,

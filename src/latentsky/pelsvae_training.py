@@ -252,21 +252,24 @@ class PelsVaeTrainer:
         if on_checkpoint is not None:
             on_checkpoint(self.state())
 
-    def _step(self, idx: np.ndarray) -> float:
-        self.model.train()
-        b = self.train_data.index(idx)
-        out = self.model(b, sample=True)
-        terms = pelsvae_loss(
-            b.mag,
+    def _loss(self, batch: PelsVaeBatch, out: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Eq. 4's terms for the model output ``out`` on ``batch`` (:func:`pelsvae_loss`)."""
+        return pelsvae_loss(
+            batch.mag,
             out["mag"],
-            b.err,
+            batch.err,
             out["err"],
             out["mu"],
             out["logvar"],
             beta=self.config.beta,
-            mask=b.mask,
+            mask=batch.mask,
             sigma_floor=self.scaler.sigma_floor,
         )
+
+    def _step(self, idx: np.ndarray) -> float:
+        self.model.train()
+        b = self.train_data.index(idx)
+        terms = self._loss(b, self.model(b, sample=True))
         loss = terms["total"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -297,18 +300,7 @@ class PelsVaeTrainer:
                 parts["err"].append(torch.nn.functional.pad(out["err"], (0, pad)))
                 parts["mu"].append(out["mu"])
                 parts["logvar"].append(out["logvar"])
-            cat = {k: torch.cat(v) for k, v in parts.items()}
-            terms = pelsvae_loss(
-                data.mag,
-                cat["mag"],
-                data.err,
-                cat["err"],
-                cat["mu"],
-                cat["logvar"],
-                beta=self.config.beta,
-                mask=data.mask,
-                sigma_floor=self.scaler.sigma_floor,
-            )
+            terms = self._loss(data, {k: torch.cat(v) for k, v in parts.items()})
         return {k: float(v) for k, v in terms.items()}
 
     def _end_epoch(self) -> None:
