@@ -126,6 +126,14 @@ PELSVAE_FIGURES = {
 GENERATED_LIGHTCURVES = f"{RESULTS}/catalogs/generated_lightcurves.parquet"
 
 
+DESI = config["desi"]
+DESI_DIR = f"{RESULTS}/sources/desi"
+DESI_SURVEYS = ["bgs", "mws"]
+# Redrock class of each survey's sample (paper 003 Sec. 2).
+DESI_SPECTYPE = {"bgs": "GALAXY", "mws": "STAR"}
+DESI_SPECTRA = f"{RESULTS}/desi/{{survey}}_spectra.parquet"
+
+
 def seed_for(stage):
     """Seed of a stage, derived from the master seed (see latentsky.config.derive_seed)."""
     return derive_seed(config["seed"], stage)
@@ -223,6 +231,8 @@ def released_files(wildcards=None):
         *PELSVAE_OUTPUTS.values(),
         *PELSVAE_FIGURES.values(),
         GENERATED_LIGHTCURVES,
+        *expand(DESI_SPECTRA, survey=DESI_SURVEYS),
+        f"{DESI_DIR}/truth.parquet",
     ]
     if PUBLISHED_XMATCH:
         files += PUBLISHED_OUTPUTS

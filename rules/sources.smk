@@ -200,3 +200,50 @@ rule gaia_survey_metrics:
         runtime=10,
     script:
         "../scripts/gaia_survey_metrics.py"
+
+
+# DESI spectra (paper 003): simulated BGS + MWS as real-format coadd and Redrock files, then the reader.
+if DESI["kind"] == "simulated":
+
+    rule simulate_desi_spectra:
+        output:
+            coadd=expand(f"{DESI_DIR}/coadd-sim-{{survey}}.fits", survey=DESI_SURVEYS),
+            redrock=expand(
+                f"{DESI_DIR}/redrock-sim-{{survey}}.fits", survey=DESI_SURVEYS
+            ),
+            truth=f"{DESI_DIR}/truth.parquet",
+        log:
+            f"{LOGS}/simulate_desi_spectra.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        params:
+            simulated=DESI["simulated"],
+            surveys=DESI_SURVEYS,
+            seed=seed_for("simulate_desi_spectra"),
+        script:
+            "../scripts/simulate_desi_spectra.py"
+
+
+rule prepare_desi_spectra:
+    input:
+        coadd=f"{DESI_DIR}/coadd-sim-{{survey}}.fits",
+        redrock=f"{DESI_DIR}/redrock-sim-{{survey}}.fits",
+    output:
+        DESI_SPECTRA,
+    log:
+        f"{LOGS}/prepare_desi_spectra/{{survey}}.log",
+    wildcard_constraints:
+        survey="|".join(DESI_SURVEYS),
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        spectype=lambda wildcards: DESI_SPECTYPE[wildcards.survey],
+        z_range=lambda wildcards: DESI["z_range"] if wildcards.survey == "bgs" else None,
+    script:
+        "../scripts/prepare_desi_spectra.py"

@@ -332,3 +332,24 @@ def test_generate_lightcurves_cli_audits_its_lineage(workflow_run):
     result = audit(out, lineage_only=True)
     assert result.ok, result.mismatches
     assert any("results/models/pelsvae/cvae_p/model.pt" in line for line in result.lines)
+
+
+def test_desi_spectra_keep_one_row_per_target(workflow_run):
+    truth = pd.read_parquet(workflow_run / "results/sources/desi/truth.parquet")
+    for survey, n in (("bgs", 200), ("mws", 60)):
+        path = workflow_run / f"results/desi/{survey}_spectra.parquet"
+        table = pd.read_parquet(path)
+        assert len(table) == n and table["target_id"].is_unique
+        assert set(table["target_id"]) == set(truth.loc[truth["survey"] == survey, "target_id"])
+        assert all(len(f) == 7781 for f in table["flux"])
+        assert audit(path).ok
+    bgs = pd.read_parquet(workflow_run / "results/desi/bgs_spectra.parquet").merge(truth, on="target_id")
+    # Plain galaxies are all in the sample; every unusable spectrum says why.
+    assert (bgs.loc[bgs["kind"] == "galaxy", "flags"] == 0).all()
+    assert (bgs.loc[bgs["flags"] != 0, "flag_names"] != "").all()
+    mws = pd.read_parquet(workflow_run / "results/desi/mws_spectra.parquet")
+    assert (mws["flags"] == 0).all() and (mws["spectype"] == "STAR").all()
+    assert (
+        read_provenance(workflow_run / "results/sources/desi/coadd-sim-bgs.fits")["rule"]
+        == "simulate_desi_spectra"
+    )

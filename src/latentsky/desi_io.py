@@ -229,7 +229,7 @@ def read_desi_coadd(
     redrock_path: str | os.PathLike | None = None,
     *,
     spectype: str = "GALAXY",
-    z_range: Sequence[float] = Z_RANGE,
+    z_range: Sequence[float] | None = Z_RANGE,
 ) -> DesiSpectra:
     """Read a DESI coadd and its Redrock file into normalised spectra (module docstring).
 
@@ -238,7 +238,8 @@ def read_desi_coadd(
     coadd_path : ``coadd-*.fits``.
     redrock_path : ``redrock-*.fits``; default: the coadd's name with "coadd" replaced by "redrock".
     spectype : Redrock class of the sample (GALAXY for BGS, STAR for MWS); other rows are flagged.
-    z_range : redshifts kept (inclusive); others are flagged.
+    z_range : redshifts kept (inclusive); others are flagged. None for no cut (MWS: the paper selects stars
+        by SPECTYPE and ZWARN only, and radial velocities make their z negative half the time).
     """
     from astropy.io import fits
 
@@ -300,7 +301,8 @@ def read_desi_coadd(
     flags[~have] |= DesiFlag.NO_REDSHIFT
     flags[have & (types != spectype)] |= DesiFlag.SPECTYPE
     flags[have & (zwarn != 0)] |= DesiFlag.ZWARN
-    flags[have & ~((z >= z_range[0]) & (z <= z_range[1]))] |= DesiFlag.Z_RANGE
+    if z_range is not None:
+        flags[have & ~((z >= z_range[0]) & (z <= z_range[1]))] |= DesiFlag.Z_RANGE
     flags[np.asarray(fiberstatus) != 0] |= DesiFlag.BAD_FIBER
     flags[~np.isfinite(norm)] |= DesiFlag.NO_NORM
     return DesiSpectra(

@@ -13,6 +13,7 @@ One writer per file kind, all following the same two rules (DESIGN.md, "Conventi
   HDF5          root attribute ``latentsky_provenance`` (JSON string)
   JSON          top-level key ``"provenance"``
   PNG           text chunk ``latentsky.provenance``
+  FITS          primary-header keyword ``LSKYPROV`` (JSON, a long string over CONTINUE cards)
   checkpoints   dict key ``"provenance"`` (see :mod:`latentsky.checkpoints`)
   ============  ==========================================================
 """
@@ -39,6 +40,8 @@ PNG_KEY = "latentsky.provenance"
 PARQUET_SUFFIXES = (".parquet", ".pq")
 HDF5_SUFFIXES = (".h5", ".hdf5")
 CHECKPOINT_SUFFIXES = (".pt", ".pth", ".ckpt")
+FITS_SUFFIXES = (".fits", ".fit", ".fits.gz")
+FITS_KEY = "LSKYPROV"
 
 
 class ProvenanceError(RuntimeError):
@@ -229,6 +232,27 @@ def read_png_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return _parse_record(raw, path)
 
 
+# ------------------------------------------------------------------------------------------------ FITS
+def write_fits(hdul: Any, path: str | os.PathLike, provenance: Mapping[str, Any]) -> Path:
+    """Write an astropy ``HDUList`` atomically with the record in the primary header (``LSKYPROV``)."""
+    hdul[0].header[FITS_KEY] = json.dumps(dict(provenance), sort_keys=True)
+    with atomic_output(path) as tmp:
+        hdul.writeto(tmp, output_verify="exception")
+    return Path(path)
+
+
+def read_fits_provenance(path: str | os.PathLike) -> dict[str, Any]:
+    from astropy.io import fits
+
+    try:
+        header = fits.getheader(path, 0)
+    except (OSError, ValueError) as exc:
+        raise ProvenanceError(f"{path}: not a readable FITS file ({exc})") from exc
+    if FITS_KEY not in header:
+        raise ProvenanceError(f"{path}: FITS primary header has no {FITS_KEY!r} keyword")
+    return _parse_record(header[FITS_KEY], path)
+
+
 # ----------------------------------------------------------------------------------------- dispatching
 def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     """The provenance record of any file the workflow writes, chosen by suffix.
@@ -236,6 +260,8 @@ def read_provenance(path: str | os.PathLike) -> dict[str, Any]:
     Raises :class:`ProvenanceError` if the file carries none (e.g. a raw survey download).
     """
     suffix = Path(path).suffix.lower()
+    if str(path).lower().endswith(FITS_SUFFIXES):
+        return read_fits_provenance(path)
     if suffix in PARQUET_SUFFIXES or _is_parquet(path):
         return read_parquet_provenance(path)
     if suffix in HDF5_SUFFIXES:

@@ -338,10 +338,17 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
 
 
 def write_desi_files(
-    sim: DesiSimulation, rows: np.ndarray, coadd_path: str | os.PathLike, redrock_path: str | os.PathLike
+    sim: DesiSimulation,
+    rows: np.ndarray,
+    coadd_path: str | os.PathLike,
+    redrock_path: str | os.PathLike,
+    provenance: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write ``rows`` of the simulation as a DESI coadd (FIBERMAP, B/R/Z arrays) and a Redrock file."""
+    """Write ``rows`` of the simulation as a DESI coadd (FIBERMAP, B/R/Z arrays) and a Redrock file,
+    atomically, with ``provenance`` in each primary header."""
     from astropy.io import fits
+
+    from latentsky.outputs import write_fits
 
     t = sim.targets.iloc[rows]
     fibermap = fits.BinTableHDU.from_columns(
@@ -358,7 +365,7 @@ def write_desi_files(
         hdus.append(fits.ImageHDU(sim.flux[arm][rows], name=f"{a}_FLUX"))
         hdus.append(fits.ImageHDU(sim.ivar[arm][rows], name=f"{a}_IVAR"))
         hdus.append(fits.ImageHDU(sim.mask[arm][rows], name=f"{a}_MASK"))
-    fits.HDUList(hdus).writeto(coadd_path, overwrite=True)
+    write_fits(fits.HDUList(hdus), coadd_path, provenance or {})
     redshifts = fits.BinTableHDU.from_columns(
         [
             fits.Column("TARGETID", "K", array=t["target_id"].to_numpy()),
@@ -369,4 +376,4 @@ def write_desi_files(
         ],
         name="REDSHIFTS",
     )
-    fits.HDUList([fits.PrimaryHDU(), redshifts]).writeto(redrock_path, overwrite=True)
+    write_fits(fits.HDUList([fits.PrimaryHDU(), redshifts]), redrock_path, provenance or {})
