@@ -1,0 +1,400 @@
+"""The SPENDER autoencoder and latent-space flows of the BGS outlier catalog (paper 003, Sec. 3), through
+the ``spender`` package (Melchior et al. 2022; Liang et al. 2023).
+
+* **Instrument.** ``spender``'s DESI instrument: the observed grid 3600…9824 Å (7,781 pixels of 0.8 Å).
+  ``bin_factor`` > 1 trains on that grid averaged in blocks of ``bin_factor`` pixels (an
+  ``spender.Instrument`` with the coarser ``wave_obs``): the stock encoder (convolutions of 128/256/512
+  filters over every pixel; 10.6 M parameters) takes ~8 s per batch of 32 on one CPU thread at full
+  resolution, so the CPU demo bins; paper-scale runs use ``bin_factor: 1`` on a GPU.
+* **Model.** ``spender.SpectrumAutoencoder`` with S = 6 latents, restframe grid from
+  λ_obs,min / (1 + z_max) to λ_obs,max.
+* **Training** (Sec. 3.1). Phase 1: the fidelity loss (spender's weighted MSE of the observed-frame
+  reconstruction). Phase 2: fidelity + ``similarity_amp`` × the similarity loss + ``consistency_amp`` ×
+  the consistency loss between each spectrum and an augmented copy — redshifted to a new z drawn in
+  [0, z_max] (resampled on the observed grid, pixels moved off the grid get zero weight) with added noise
+  (``spender.loss``, which the authors' training scripts use the same way).
+* **Files.** Models are written in spender's own layout (``{"model": state_dict, "losses": ...}``, read by
+  ``spender.load_model(path, instrument)``) with latentsky's checkpoint keys and provenance beside it, so
+  a published spender model file can stand in for ours (:func:`load_autoencoder`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from latentsky.outputs import atomic_output
+
+__all__ = [
+    "SpenderSettings",
+    "binned_instrument",
+    "bin_spectra",
+    "restframe_grid",
+    "augment_redshift",
+    "build_autoencoder",
+    "train_autoencoder",
+    "SpectraTensors",
+    "spectra_tensors",
+    "encode_spectra",
+    "fidelity",
+    "save_autoencoder",
+    "load_autoencoder",
+    "build_flow",
+    "train_flow",
+    "log_prob",
+]
+
+_FORMAT = "latentsky-checkpoint-v1"
+
+
+@dataclass(frozen=True)
+class SpenderSettings:
+    """Hyperparameters of the autoencoder stage (paper 003 Sec. 3; defaults at paper scale).
+
+    Attributes
+    ----------
+    n_latent : latent dimension S (paper: 6).
+    bin_factor : observed pixels averaged into one (1 = the full DESI grid).
+    z_max : highest redshift of the sample and of the redshift augmentation (paper: 0.8).
+    n_rest : restframe pixels (default: 1.5 × the observed pixels, covering λ_min/(1+z_max)…λ_max).
+    epochs_phase1, epochs_phase2 : epochs of fidelity-only and of full training.
+    batch_size, lr : Adam mini-batches and learning rate.
+    similarity_amp, consistency_amp : weights of the phase-2 losses (spender's LossConfig defaults).
+    noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ.
+    """
+
+    n_latent: int = 6
+    bin_factor: int = 1
+    z_max: float = 0.8
+    n_rest: int | None = None
+    epochs_phase1: int = 50
+    epochs_phase2: int = 50
+    batch_size: int = 512
+    lr: float = 1e-3
+    similarity_amp: float = 3.0
+    consistency_amp: float = 1.0
+    noise_scale: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.n_latent < 1 or self.bin_factor < 1 or self.batch_size < 2:
+            raise ValueError(f"spender settings need n_latent ≥ 1, bin_factor ≥ 1, batch_size ≥ 2: {self}")
+        if not 0 < self.z_max < 5 or self.lr <= 0 or min(self.epochs_phase1, self.epochs_phase2) < 0:
+            raise ValueError(f"spender settings need 0 < z_max < 5, lr > 0, epochs ≥ 0: {self}")
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SpenderSettings:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown spender settings {unknown}; known: {sorted(known)}")
+        return cls(**dict(d))
+
+
+def _desi_wave() -> torch.Tensor:
+    from spender.data.desi import DESI
+
+    return DESI._wave_obs.to(torch.float32)
+
+
+def binned_instrument(bin_factor: int):
+    """``spender``'s DESI instrument, or (``bin_factor`` > 1) an Instrument on its grid averaged in blocks."""
+    from spender.data.desi import DESI
+    from spender.instrument import Instrument
+
+    if bin_factor == 1:
+        return DESI()
+    wave = _desi_wave()
+    n = (wave.numel() // bin_factor) * bin_factor
+    return Instrument(wave[:n].reshape(-1, bin_factor).mean(dim=1))
+
+
+def bin_spectra(flux: np.ndarray, ivar: np.ndarray, bin_factor: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-variance-weighted means of ``bin_factor`` adjacent pixels (ivar: their sum); trailing
+    pixels that do not fill a block are dropped, as in :func:`binned_instrument`."""
+    flux = np.asarray(flux, dtype=np.float64)
+    ivar = np.asarray(ivar, dtype=np.float64)
+    if bin_factor == 1:
+        return flux.astype(np.float32), ivar.astype(np.float32)
+    n = (flux.shape[1] // bin_factor) * bin_factor
+    f = flux[:, :n].reshape(flux.shape[0], -1, bin_factor)
+    w = ivar[:, :n].reshape(ivar.shape[0], -1, bin_factor)
+    wsum = w.sum(axis=2)
+    mean = np.divide((f * w).sum(axis=2), wsum, out=np.zeros_like(wsum), where=wsum > 0)
+    return mean.astype(np.float32), wsum.astype(np.float32)
+
+
+def restframe_grid(wave_obs: torch.Tensor, z_max: float, n_rest: int | None = None) -> torch.Tensor:
+    """Restframe wavelengths covering every observed pixel for 0 ≤ z ≤ z_max."""
+    n = int(n_rest or round(1.5 * wave_obs.numel()))
+    return torch.linspace(float(wave_obs.min()) / (1 + z_max), float(wave_obs.max()), n, dtype=torch.float32)
+
+
+def augment_redshift(
+    spec: torch.Tensor,
+    w: torch.Tensor,
+    z: torch.Tensor,
+    wave_obs: torch.Tensor,
+    z_max: float,
+    noise_scale: float,
+    generator: torch.Generator,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A copy of each spectrum moved to a new redshift z' ~ U(0, z_max) with added noise.
+
+    The observed spectrum at λ is the restframe spectrum at λ/(1 + z); at z' it is sampled at
+    λ (1 + z)/(1 + z'). Pixels whose source falls off the observed grid, or next to a zero-weight pixel,
+    get zero weight. Noise of ``noise_scale`` σ per pixel is added (and the weights reduced to match).
+    """
+    from spender.util import interp1d
+
+    z_new = torch.rand(z.shape, generator=generator, device=z.device) * z_max
+    src = wave_obs[None, :] * ((1 + z[:, None]) / (1 + z_new[:, None]))
+    spec_new = interp1d(wave_obs, spec, src)
+    w_new = interp1d(wave_obs, (w > 0).to(spec.dtype), src)
+    inside = (src >= wave_obs[0]) & (src <= wave_obs[-1])
+    w_src = interp1d(wave_obs, w, src)
+    w_new = torch.where(inside & (w_new > 0.999), w_src, torch.zeros_like(w_src))
+    sigma = torch.where(w_new > 0, w_new.clamp_min(1e-12).rsqrt(), torch.zeros_like(w_new))
+    noise = torch.randn(spec.shape, generator=generator, device=spec.device) * sigma * noise_scale
+    w_new = w_new / (1 + noise_scale**2)
+    return spec_new + noise, w_new, z_new
+
+
+def build_autoencoder(settings: SpenderSettings):
+    """(``spender.SpectrumAutoencoder``, its instrument) for ``settings``."""
+    from spender import SpectrumAutoencoder
+
+    instrument = binned_instrument(settings.bin_factor)
+    wave_rest = restframe_grid(instrument.wave_obs, settings.z_max, settings.n_rest)
+    return SpectrumAutoencoder(instrument, wave_rest, n_latent=settings.n_latent), instrument
+
+
+@dataclass
+class SpectraTensors:
+    """Normalised spectra on the instrument grid: ``spec``, ``w`` (N, L) and ``z`` (N,)."""
+
+    spec: torch.Tensor
+    w: torch.Tensor
+    z: torch.Tensor
+
+    def __len__(self) -> int:
+        return int(self.spec.shape[0])
+
+    def index(self, idx: np.ndarray) -> SpectraTensors:
+        it = torch.as_tensor(idx, device=self.spec.device)
+        return SpectraTensors(self.spec[it], self.w[it], self.z[it])
+
+
+def spectra_tensors(
+    flux: np.ndarray, ivar: np.ndarray, z: np.ndarray, bin_factor: int, device: str | torch.device = "cpu"
+) -> SpectraTensors:
+    """Bin and move normalised spectra (``latentsky.desi_io`` rows) to the device."""
+    f, w = bin_spectra(flux, ivar, bin_factor)
+    return SpectraTensors(
+        torch.as_tensor(f, device=device),
+        torch.as_tensor(w, device=device),
+        torch.as_tensor(np.asarray(z, dtype=np.float32), device=device),
+    )
+
+
+def _epoch_loss(model, instrument, data: SpectraTensors, batch_size: int) -> float:
+    with torch.no_grad():
+        total = 0.0
+        for start in range(0, len(data), batch_size):
+            b = data.index(np.arange(start, min(start + batch_size, len(data))))
+            total += float(model.loss(b.spec, b.w, instrument, z=b.z))
+    return total / max(len(data), 1)
+
+
+def train_autoencoder(
+    train: SpectraTensors,
+    val: SpectraTensors,
+    settings: SpenderSettings,
+    *,
+    seed: int,
+    device: str | torch.device = "cpu",
+    progress: Callable[[int, str, float], None] | None = None,
+) -> tuple[Any, Any, list[dict[str, float]]]:
+    """Train phase 1 then phase 2 (module docstring). Returns (model, instrument, history rows with
+    ``epoch``, ``phase``, ``train_loss`` (phase objective per spectrum) and ``val_fidelity``)."""
+    from spender.loss import LossConfig, consistency_loss, similarity_restframe_loss
+
+    torch.manual_seed(seed)
+    model, instrument = build_autoencoder(settings)
+    model = model.to(device)
+    instrument = instrument.to(device)
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(np.random.default_rng([seed, 7]).integers(2**62)))
+    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    loss_config = LossConfig(similarity_amp=settings.similarity_amp, consistency_amp=settings.consistency_amp)
+    history = []
+    schedule = [("fidelity", settings.epochs_phase1), ("full", settings.epochs_phase2)]
+    epoch = 0
+    for phase, n_epochs in schedule:
+        for _ in range(n_epochs):
+            order = np.random.default_rng([seed, epoch]).permutation(len(train))
+            model.train()
+            total = 0.0
+            for start in range(0, len(order), settings.batch_size):
+                idx = order[start : start + settings.batch_size]
+                if len(idx) < 2:
+                    continue
+                b = train.index(idx)
+                s = model.encode(b.spec)
+                loss = model.loss(b.spec, b.w, instrument, z=b.z, s=s)
+                if phase == "full":
+                    spec_a, w_a, z_a = augment_redshift(
+                        b.spec, b.w, b.z, instrument.wave_obs, settings.z_max, settings.noise_scale, gen
+                    )
+                    s_a = model.encode(spec_a)
+                    loss = (
+                        loss
+                        + model.loss(spec_a, w_a, instrument, z=z_a, s=s_a)
+                        + settings.similarity_amp * similarity_restframe_loss(model, s, config=loss_config)
+                        + settings.consistency_amp * consistency_loss(s, s_a)
+                    )
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += float(loss.detach())
+            model.eval()
+            epoch += 1
+            row = {
+                "epoch": float(epoch),
+                "phase": phase,
+                "train_loss": total / max(len(train), 1),
+                "val_fidelity": _epoch_loss(model, instrument, val, settings.batch_size),
+            }
+            history.append(row)
+            if progress is not None:
+                progress(epoch, phase, row["val_fidelity"])
+    return model.eval(), instrument, history
+
+
+def encode_spectra(model, data: SpectraTensors, batch_size: int = 256) -> np.ndarray:
+    """Latents s (N, S) of the spectra."""
+    out = []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            b = data.index(np.arange(start, min(start + batch_size, len(data))))
+            out.append(model.encode(b.spec).cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, model.encoder.n_latent), dtype=np.float32)
+
+
+def fidelity(model, instrument, data: SpectraTensors, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+    """Per spectrum: spender's fidelity loss and the reduced χ² = Σ w (y − ŷ)² / (number of weighted
+    pixels) of the observed-frame reconstruction."""
+    losses, chi2 = [], []
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            b = data.index(np.arange(start, min(start + batch_size, len(data))))
+            losses.append(model.loss(b.spec, b.w, instrument, z=b.z, individual=True).cpu().numpy())
+            recon = model(b.spec, instrument, z=b.z)
+            n = (b.w > 0).sum(dim=1).clamp_min(1)
+            chi2.append(((b.w * (b.spec - recon) ** 2).sum(dim=1) / n).cpu().numpy())
+    return np.concatenate(losses), np.concatenate(chi2)
+
+
+def save_autoencoder(
+    path: str | os.PathLike,
+    model,
+    settings: SpenderSettings,
+    history: list[dict[str, Any]],
+    provenance: Mapping[str, Any],
+) -> Path:
+    """Write ``{"model": state_dict, "losses": …}`` (spender's layout) plus latentsky's checkpoint keys."""
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    losses = torch.tensor([[r["train_loss"], r["val_fidelity"]] for r in history], dtype=torch.float64)
+    payload = {
+        "model": state,
+        "losses": losses,
+        "format": _FORMAT,
+        "state": {"kind": "spender-autoencoder", "settings": asdict(settings), "history": list(history)},
+        "provenance": dict(provenance),
+    }
+    with atomic_output(path) as tmp:
+        torch.save(payload, tmp)
+    return Path(path)
+
+
+def load_autoencoder(path: str | os.PathLike, bin_factor: int = 1, device: str | torch.device = "cpu"):
+    """(model, instrument) from a file of ours or a published spender model, via ``spender.load_model``."""
+    import spender
+
+    instrument = binned_instrument(bin_factor)
+    model = spender.load_model(str(path), instrument, map_location=device, weights_only=True)
+    return model.eval(), instrument
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The latent-space density (paper 003 Sec. 3.2): a MAF through spender's NeuralDensityEstimator (nflows)
+# ---------------------------------------------------------------------------------------------------------
+
+
+def build_flow(latents: np.ndarray, hidden_features: int = 64, num_transforms: int = 5):
+    """``spender.NeuralDensityEstimator`` (a MAF) initialised around the latents' range."""
+    from spender import NeuralDensityEstimator
+
+    lo, hi = np.percentile(latents, [16, 84], axis=0)
+    initial_pos = {
+        "bounds": [[float(a), float(b)] for a, b in zip(lo, hi, strict=True)],
+        "std": [float(v) for v in np.maximum(latents.std(axis=0), 1e-3)],
+    }
+    return NeuralDensityEstimator(
+        dim=latents.shape[1],
+        initial_pos=initial_pos,
+        hidden_features=hidden_features,
+        num_transforms=num_transforms,
+    )
+
+
+def train_flow(
+    latents: np.ndarray,
+    val_latents: np.ndarray,
+    *,
+    seed: int,
+    epochs: int = 200,
+    batch_size: int = 512,
+    lr: float = 1e-3,
+    hidden_features: int = 64,
+    num_transforms: int = 5,
+) -> tuple[Any, list[dict[str, float]]]:
+    """Fit the flow by maximum likelihood; returns (flow in eval mode, per-epoch mean −log p rows)."""
+    torch.manual_seed(seed)
+    flow = build_flow(latents, hidden_features, num_transforms)
+    x = torch.as_tensor(np.asarray(latents, dtype=np.float32))
+    xv = torch.as_tensor(np.asarray(val_latents, dtype=np.float32))
+    optimizer = torch.optim.Adam(flow.parameters(), lr=lr)
+    history = []
+    for epoch in range(epochs):
+        order = np.random.default_rng([seed, epoch]).permutation(len(x))
+        flow.train()
+        for start in range(0, len(order), batch_size):
+            b = x[torch.as_tensor(order[start : start + batch_size])]
+            loss = -flow.log_prob(b).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+        flow.eval()
+        with torch.no_grad():
+            history.append(
+                {
+                    "epoch": float(epoch + 1),
+                    "train_nll": float(-flow.log_prob(x).mean()),
+                    "val_nll": float(-flow.log_prob(xv).mean()) if len(xv) else float("nan"),
+                }
+            )
+    return flow.eval(), history
+
+
+def log_prob(flow, latents: np.ndarray) -> np.ndarray:
+    """log p(s) of each latent vector under the flow (nats)."""
+    with torch.no_grad():
+        return (
+            flow.log_prob(torch.as_tensor(np.asarray(latents, dtype=np.float32))).numpy().astype(np.float64)
+        )
