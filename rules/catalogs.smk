@@ -149,3 +149,40 @@ rule generate_lightcurves:
         seed=seed_for("generate_lightcurves"),
     script:
         "../scripts/generate_lightcurves.py"
+
+
+# The BGS outlier-probability catalog (paper 003): one row per BGS target, metrics and the Fig. 3 gallery.
+rule bgs_catalog:
+    input:
+        **(
+            {"truth": f"{DESI_DIR}/truth.parquet"}
+            if DESI["kind"] == "simulated"
+            else {}
+        ),
+        spectra=DESI_SPECTRA.format(survey="bgs"),
+        split=BGS_SPLIT.format(survey="bgs"),
+        galaxy_model=BGS_AUTOENCODER.format(survey="bgs"),
+        galaxy_flow=BGS_FLOW.format(survey="bgs"),
+        star_model=BGS_AUTOENCODER.format(survey="mws"),
+        star_flow=BGS_FLOW.format(survey="mws"),
+    output:
+        catalog=BGS_CATALOG,
+        metrics=f"{METRICS}/bgs.json",
+        gallery=report(
+            f"{FIGURES}/bgs/outlier_gallery.png",
+            caption="../resources/report/captions/bgs_gallery.rst",
+            category="BGS outliers",
+        ),
+    log:
+        f"{LOGS}/bgs_catalog.log",
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        mem_mb=16000,
+        runtime=120,
+    params:
+        bgs=BGS,
+        seed=seed_for("bgs_catalog"),
+    script:
+        "../scripts/bgs_catalog.py"

@@ -134,6 +134,15 @@ DESI_SPECTYPE = {"bgs": "GALAXY", "mws": "STAR"}
 DESI_SPECTRA = f"{RESULTS}/desi/{{survey}}_spectra.parquet"
 
 
+BGS = config["bgs"]
+BGS_MODEL_DIR = f"{RESULTS}/models/bgs"
+# The galaxy model trains on BGS, the star model on MWS (paper 003 Sec. 5).
+BGS_AUTOENCODER = f"{BGS_MODEL_DIR}/{{survey}}_autoencoder.pt"
+BGS_FLOW = f"{BGS_MODEL_DIR}/{{survey}}_flow.pt"
+BGS_SPLIT = f"{BGS_MODEL_DIR}/{{survey}}_split.parquet"
+BGS_CATALOG = f"{RESULTS}/catalogs/bgs_probability.parquet"
+
+
 def seed_for(stage):
     """Seed of a stage, derived from the master seed (see latentsky.config.derive_seed)."""
     return derive_seed(config["seed"], stage)
@@ -233,6 +242,15 @@ def released_files(wildcards=None):
         GENERATED_LIGHTCURVES,
         *expand(DESI_SPECTRA, survey=DESI_SURVEYS),
         f"{DESI_DIR}/truth.parquet",
+        *expand(BGS_AUTOENCODER, survey=DESI_SURVEYS),
+        *expand(BGS_FLOW, survey=DESI_SURVEYS),
+        *expand(BGS_SPLIT, survey=DESI_SURVEYS),
+        *expand(
+            f"{BGS_MODEL_DIR}/{{survey}}_training_history.parquet", survey=DESI_SURVEYS
+        ),
+        BGS_CATALOG,
+        f"{METRICS}/bgs.json",
+        f"{FIGURES}/bgs/outlier_gallery.png",
     ]
     if PUBLISHED_XMATCH:
         files += PUBLISHED_OUTPUTS

@@ -85,3 +85,55 @@ rule pelsvae_regression:
         seed=lambda wildcards: seed_for(f"pelsvae_regression_{wildcards.model}"),
     script:
         "../scripts/pelsvae_regression.py"
+
+
+# SPENDER autoencoders (paper 003 Sec. 3.1): galaxies from BGS, stars from MWS.
+rule train_bgs_autoencoder:
+    input:
+        spectra=DESI_SPECTRA,
+    output:
+        model=BGS_AUTOENCODER,
+        history=f"{BGS_MODEL_DIR}/{{survey}}_training_history.parquet",
+        split=BGS_SPLIT,
+    log:
+        f"{LOGS}/train_bgs_autoencoder/{{survey}}.log",
+    wildcard_constraints:
+        survey="|".join(DESI_SURVEYS),
+    retries: 2
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 16000 * attempt,
+        runtime=lambda wildcards, attempt: 480 * attempt,
+    params:
+        bgs=BGS,
+        seed=lambda wildcards: seed_for(f"train_bgs_autoencoder_{wildcards.survey}"),
+    script:
+        "../scripts/train_bgs_autoencoder.py"
+
+
+# The MAF over each autoencoder's latents (paper 003 Sec. 3.2).
+rule train_bgs_flow:
+    input:
+        spectra=DESI_SPECTRA,
+        split=BGS_SPLIT,
+        model=BGS_AUTOENCODER,
+    output:
+        flow=BGS_FLOW,
+    log:
+        f"{LOGS}/train_bgs_flow/{{survey}}.log",
+    wildcard_constraints:
+        survey="|".join(DESI_SURVEYS),
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        bgs=BGS,
+        seed=lambda wildcards: seed_for(f"train_bgs_flow_{wildcards.survey}"),
+    script:
+        "../scripts/train_bgs_flow.py"

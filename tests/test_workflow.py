@@ -353,3 +353,34 @@ def test_desi_spectra_keep_one_row_per_target(workflow_run):
         read_provenance(workflow_run / "results/sources/desi/coadd-sim-bgs.fits")["rule"]
         == "simulate_desi_spectra"
     )
+
+
+def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
+    spectra = pd.read_parquet(workflow_run / "results/desi/bgs_spectra.parquet")
+    catalog = pd.read_parquet(workflow_run / "results/catalogs/bgs_probability.parquet")
+    assert catalog["target_id"].tolist() == spectra["target_id"].tolist()
+    has = catalog["has_probability"].to_numpy()
+    assert np.array_equal(has, (spectra["flags"] == 0).to_numpy())
+    assert np.isfinite(catalog.loc[has, ["log_p_galaxy", "log_p_star", "fidelity"]].to_numpy()).all()
+    assert catalog.loc[~has, "log_p_galaxy"].isna().all() and (catalog.loc[~has, "outlier_rank"] == 0).all()
+    ranks = catalog.loc[has].sort_values("outlier_rank")
+    assert ranks["outlier_rank"].tolist() == list(range(1, has.sum() + 1))
+    assert ranks["log_p_galaxy"].is_monotonic_increasing  # rank 1 = least probable
+    np.testing.assert_allclose(
+        catalog["log_likelihood_ratio"], catalog["log_p_star"] - catalog["log_p_galaxy"], equal_nan=True
+    )
+    metrics = json.loads((workflow_run / "results/metrics/bgs.json").read_text())
+    assert set(metrics["fidelity_loss"]) == {"train", "val", "test"}
+    assert set(metrics["outlier_recall"]) == {"spender_flow", "pca_baseline"}
+    for method in metrics["outlier_recall"].values():
+        assert 0 <= method["top_1pct"]["all"] <= method["top_5pct"]["all"] <= 1
+    # The model files load with spender's own loader.
+    import spender
+
+    from latentsky.bgs_model import binned_instrument
+
+    model = spender.load_model(
+        str(workflow_run / "results/models/bgs/bgs_autoencoder.pt"), binned_instrument(16), weights_only=True
+    )
+    assert model.encoder.n_latent == 6
+    assert audit(workflow_run / "results/catalogs/bgs_probability.parquet").ok
