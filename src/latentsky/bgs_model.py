@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from latentsky.config import dataclass_from_dict
 from latentsky.outputs import atomic_output
 
 __all__ = [
@@ -89,11 +90,8 @@ class SpenderSettings:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpenderSettings:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown spender settings {unknown}; known: {sorted(known)}")
-        return cls(**dict(d))
+        """From the ``bgs.autoencoder`` config block; unknown keys are an error naming them."""
+        return dataclass_from_dict(cls, d, "bgs.autoencoder")
 
 
 def _desi_wave() -> torch.Tensor:

@@ -34,6 +34,17 @@ def derive_seed(master_seed: int, stage: str) -> int:
     return int.from_bytes(digest[:4], "little")
 
 
+def dataclass_from_dict(cls: type, d: Mapping[str, Any], what: str) -> Any:
+    """``cls(**d)`` for a dataclass, refusing unknown keys with an error naming them (``what`` says whose)."""
+    import dataclasses
+
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"unknown {what} keys {unknown}; known keys: {sorted(known)}")
+    return cls(**dict(d))
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
     """``override`` merged into a copy of ``base``, recursively for nested mappings (as Snakemake does)."""
     merged = copy.deepcopy(dict(base))

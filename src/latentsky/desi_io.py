@@ -209,6 +209,15 @@ def normalise(
     return flux, ivar, norm
 
 
+def _open_fits(path: str | os.PathLike, what: str):
+    from astropy.io import fits
+
+    try:
+        return fits.open(path, memmap=False)
+    except (OSError, ValueError) as exc:
+        raise DesiFormatError(f"{path}: not a readable {what} file ({exc})") from exc
+
+
 def _hdu(hdul, name: str, path: str | os.PathLike):
     if name not in hdul:
         raise DesiFormatError(
@@ -241,17 +250,12 @@ def read_desi_coadd(
     z_range : redshifts kept (inclusive); others are flagged. None for no cut (MWS: the paper selects stars
         by SPECTYPE and ZWARN only, and radial velocities make their z negative half the time).
     """
-    from astropy.io import fits
 
     coadd_path = Path(coadd_path)
     if redrock_path is None:
         redrock_path = coadd_path.with_name(coadd_path.name.replace("coadd", "redrock"))
     grid = desi_wavelength_grid()
-    try:
-        hdul = fits.open(coadd_path, memmap=False)
-    except (OSError, ValueError) as exc:
-        raise DesiFormatError(f"{coadd_path}: not a readable FITS file ({exc})") from exc
-    with hdul:
+    with _open_fits(coadd_path, "FITS") as hdul:
         fibermap = _hdu(hdul, "FIBERMAP", coadd_path)
         target_id = _column(fibermap, "TARGETID", coadd_path, "FIBERMAP").astype(np.int64)
         fiberstatus = (
@@ -280,11 +284,7 @@ def read_desi_coadd(
     zerr = np.full(len(target_id), np.nan)
     types = np.full(len(target_id), "", dtype=object)
     zwarn = np.full(len(target_id), -1, dtype=np.int64)
-    try:
-        rr = fits.open(redrock_path, memmap=False)
-    except (OSError, ValueError) as exc:
-        raise DesiFormatError(f"{redrock_path}: not a readable Redrock FITS file ({exc})") from exc
-    with rr:
+    with _open_fits(redrock_path, "Redrock FITS") as rr:
         red = _hdu(rr, "REDSHIFTS", redrock_path)
         rr_id = _column(red, "TARGETID", redrock_path, "REDSHIFTS").astype(np.int64)
         pos = {t: i for i, t in enumerate(rr_id)}

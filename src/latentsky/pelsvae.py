@@ -52,6 +52,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from latentsky.config import dataclass_from_dict
+
 __all__ = [
     "CLASSES",
     "SEQ_ARCHS",
@@ -192,11 +194,7 @@ class PelsVaeConfig:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> PelsVaeConfig:
         """Inverse of :meth:`as_dict`; keys left out take their defaults, unknown keys are an error."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown pelsvae config keys {unknown}; known keys: {sorted(known)}")
-        return cls(**dict(d))
+        return dataclass_from_dict(cls, d, "pelsvae config")
 
 
 # ---------------------------------------------------------------------------------------------------------
