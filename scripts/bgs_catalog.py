@@ -21,12 +21,11 @@ from latentsky.bgs_model import (
     fidelity,
     load_autoencoder,
     log_prob,
-    spectra_tensors,
+    table_tensors,
 )
 from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.outputs import nan_to_null, save_figure, write_json, write_parquet
-from latentsky.spectra import stack_column
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -44,13 +43,7 @@ with job_logging(smk) as log:
     spectra = pd.read_parquet(smk.input.spectra).merge(pd.read_parquet(smk.input.split), on="target_id")
     usable = (spectra["flags"] == 0).to_numpy()
     rows = spectra[usable]
-    data = spectra_tensors(
-        stack_column(rows["flux"]),
-        stack_column(rows["ivar"]),
-        rows["z"].to_numpy(),
-        settings.bin_factor,
-        device,
-    )
+    data = table_tensors(rows, settings.bin_factor, device)
     s_gal = encode_spectra(galaxy_ae, data)
     loss, chi2 = fidelity(galaxy_ae, instrument, data)
     s_star = encode_spectra(star_ae, data)

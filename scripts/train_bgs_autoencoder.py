@@ -4,11 +4,10 @@ import pandas as pd
 from tqdm import tqdm
 
 from latentsky.bgs_catalog import split_targets
-from latentsky.bgs_model import SpenderSettings, save_autoencoder, spectra_tensors, train_autoencoder
+from latentsky.bgs_model import SpenderSettings, save_autoencoder, table_tensors, train_autoencoder
 from latentsky.distance_catalog import describe_device, resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.outputs import write_parquet
-from latentsky.spectra import stack_column
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -22,14 +21,7 @@ with job_logging(smk) as log:
     sample = spectra[spectra["flags"] == 0].reset_index(drop=True)
     split = split_targets(sample["target_id"].to_numpy(), cfg["split"], seed)
     tensors = {
-        name: spectra_tensors(
-            stack_column(sample.loc[split == name, "flux"]),
-            stack_column(sample.loc[split == name, "ivar"]),
-            sample.loc[split == name, "z"].to_numpy(),
-            settings.bin_factor,
-            device,
-        )
-        for name in ("train", "val")
+        name: table_tensors(sample[split == name], settings.bin_factor, device) for name in ("train", "val")
     }
     log.info(
         "%d of %d spectra in the sample; train %d, val %d",

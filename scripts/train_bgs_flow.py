@@ -4,10 +4,9 @@ import numpy as np
 import pandas as pd
 
 from latentsky.bgs_catalog import save_flow
-from latentsky.bgs_model import SpenderSettings, encode_spectra, load_autoencoder, spectra_tensors, train_flow
+from latentsky.bgs_model import SpenderSettings, encode_spectra, load_autoencoder, table_tensors, train_flow
 from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.spectra import stack_column
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -21,14 +20,7 @@ with job_logging(smk) as log:
     latents = {}
     for name in ("train", "val"):
         part = spectra[spectra["split"] == name]
-        data = spectra_tensors(
-            stack_column(part["flux"]),
-            stack_column(part["ivar"]),
-            part["z"].to_numpy(),
-            settings.bin_factor,
-            device,
-        )
-        latents[name] = encode_spectra(model, data)
+        latents[name] = encode_spectra(model, table_tensors(part, settings.bin_factor, device))
     f = cfg["flow"]
     flow, history = train_flow(
         latents["train"], latents["val"], seed=smk.params.seed, epochs=f["epochs"], batch_size=f["batch_size"],

@@ -42,6 +42,7 @@ __all__ = [
     "train_autoencoder",
     "SpectraTensors",
     "spectra_tensors",
+    "table_tensors",
     "encode_spectra",
     "fidelity",
     "save_autoencoder",
@@ -197,6 +198,16 @@ def spectra_tensors(
         torch.as_tensor(f, device=device),
         torch.as_tensor(w, device=device),
         torch.as_tensor(np.asarray(z, dtype=np.float32), device=device),
+    )
+
+
+def table_tensors(frame, bin_factor: int, device: str | torch.device = "cpu") -> SpectraTensors:
+    """:func:`spectra_tensors` of the rows of a spectra table (``results/desi/<survey>_spectra.parquet``:
+    list columns ``flux``, ``ivar`` and a column ``z``)."""
+    from latentsky.spectra import stack_column
+
+    return spectra_tensors(
+        stack_column(frame["flux"]), stack_column(frame["ivar"]), frame["z"].to_numpy(), bin_factor, device
     )
 
 
