@@ -50,28 +50,23 @@ def test_grid_covers_the_observed_range(spectra):
 def test_arms_combine_by_inverse_variance_in_the_overlaps(spectra, raw):
     b, r = raw["B"], raw["R"]
     sky = skyline_mask(spectra.wave)
-    # A B/R overlap pixel that neither arm masks and no sky line touches.
-    overlap = np.intersect1d(np.round(b["WAVELENGTH"], 3), np.round(r["WAVELENGTH"], 3))
-    assert overlap.size > 20  # the dichroic overlap, ~5760–5800 Å
-    chosen = None
-    for w in overlap:
-        ib, ir = np.argmin(np.abs(b["WAVELENGTH"] - w)), np.argmin(np.abs(r["WAVELENGTH"] - w))
-        ig = np.argmin(np.abs(spectra.wave - w))
-        if (
-            b["MASK"][0, ib] == 0
-            and r["MASK"][0, ir] == 0
-            and not sky[ig]
-            and b["IVAR"][0, ib] > 0 < r["IVAR"][0, ir]
-        ):
-            chosen = ib, ir, ig
-            break
-    assert chosen is not None
-    ib, ir, ig = chosen
-    wb, wr = b["IVAR"][0, ib], r["IVAR"][0, ir]
-    flux = (wb * b["FLUX"][0, ib] + wr * r["FLUX"][0, ir]) / (wb + wr)
     norm = spectra.norm[0]
-    assert spectra.flux[0, ig] * norm == pytest.approx(flux, rel=1e-5)
-    assert spectra.ivar[0, ig] / norm**2 == pytest.approx(wb + wr, rel=1e-5)
+    # Every B/R overlap pixel that neither arm masks and no sky line touches: the dichroic overlap,
+    # 5760–5800 Å, holds ~50 grid pixels.
+    checked = 0
+    for ib, w in enumerate(b["WAVELENGTH"]):
+        ir = np.flatnonzero(np.abs(r["WAVELENGTH"] - w) < 1e-4)
+        ig = np.argmin(np.abs(spectra.wave - w))
+        if ir.size == 0 or sky[ig] or b["MASK"][0, ib] or r["MASK"][0, ir[0]]:
+            continue
+        wb, wr = b["IVAR"][0, ib], r["IVAR"][0, ir[0]]
+        if not (wb > 0 and wr > 0):
+            continue
+        flux = (wb * b["FLUX"][0, ib] + wr * r["FLUX"][0, ir[0]]) / (wb + wr)
+        assert spectra.flux[0, ig] * norm == pytest.approx(flux, rel=1e-5, abs=1e-6)
+        assert spectra.ivar[0, ig] / norm**2 == pytest.approx(wb + wr, rel=1e-5)
+        checked += 1
+    assert checked >= 20
 
 
 def test_masked_and_sky_pixels_have_zero_weight(spectra, raw):
