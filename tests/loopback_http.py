@@ -230,3 +230,19 @@ def block_external_network() -> Iterator[None]:
         socket.socket.connect = real_connect  # type: ignore[method-assign]
         socket.socket.connect_ex = real_connect_ex  # type: ignore[method-assign]
         socket.getaddrinfo = real_getaddrinfo  # type: ignore[assignment]
+
+
+def apache_index(path: str, names: list[str]) -> bytes:
+    """An Apache ``mod_autoindex`` page: sort links, the parent directory, then the entries."""
+    rows = "\n".join(
+        f'<tr><td valign="top"></td><td><a href="{n}">{n}</a></td><td align="right">2009-06-01 12:00</td>'
+        f'<td align="right">12K</td></tr>'
+        for n in names
+    )
+    return (
+        f'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<html><head><title>Index of {path}'
+        f"</title></head><body><h1>Index of {path}</h1><table>"
+        f'<tr><th><a href="?C=N;O=D">Name</a></th><th><a href="?C=M;O=A">Last modified</a></th></tr>'
+        f'<tr><td></td><td><a href="{path.rsplit("/", 2)[0]}/">Parent Directory</a></td></tr>\n{rows}\n'
+        "</table></body></html>"
+    ).encode()

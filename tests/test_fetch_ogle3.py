@@ -19,7 +19,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import SHARED_DATA
-from loopback_http import LoopbackServer, RecordedRequest, Response, block_external_network
+from loopback_http import LoopbackServer, RecordedRequest, Response, apache_index, block_external_network
 
 from latentsky.fetch.gaia_archive import FetchError
 from latentsky.fetch.ogle3 import (
@@ -67,22 +67,6 @@ def offline():
     """Every test here fails if anything tries to reach a host other than 127.0.0.1."""
     with block_external_network():
         yield
-
-
-def _index(path: str, names: list[str]) -> bytes:
-    """An Apache ``mod_autoindex`` page: sort links, the parent directory, then the entries."""
-    rows = "\n".join(
-        f'<tr><td valign="top"></td><td><a href="{n}">{n}</a></td><td align="right">2009-06-01 12:00</td>'
-        f'<td align="right">12K</td></tr>'
-        for n in names
-    )
-    return (
-        f'<!DOCTYPE HTML PUBLIC "-//W3C//DTD HTML 3.2 Final//EN">\n<html><head><title>Index of {path}'
-        f"</title></head><body><h1>Index of {path}</h1><table>"
-        f'<tr><th><a href="?C=N;O=D">Name</a></th><th><a href="?C=M;O=A">Last modified</a></th></tr>'
-        f'<tr><td></td><td><a href="{path.rsplit("/", 2)[0]}/">Parent Directory</a></td></tr>\n{rows}\n'
-        "</table></body></html>"
-    ).encode()
 
 
 def _tarball(entries: dict[str, bytes]) -> bytes:
@@ -137,9 +121,11 @@ def archive(loopback, archive_dir):
     Later routes win, so reinstalling undoes the overrides of an earlier test.
     """
     names = ["README", "cep1O.dat", "cepF.dat", "ident.dat", "phot/", "phot.tar.gz", "remarks.txt"]
-    loopback.route("GET", CEP_DIR + "/", Response(body=_index(CEP_DIR + "/", names)))
+    loopback.route("GET", CEP_DIR + "/", Response(body=apache_index(CEP_DIR + "/", names)))
     loopback.serve_directory(CEP_DIR, archive_dir / "lmc" / "cep")
-    loopback.route("GET", RRL_DIR + "/", Response(body=_index(RRL_DIR + "/", ["ident.dat", "phot.tar.gz"])))
+    loopback.route(
+        "GET", RRL_DIR + "/", Response(body=apache_index(RRL_DIR + "/", ["ident.dat", "phot.tar.gz"]))
+    )
     loopback.serve_directory(RRL_DIR, archive_dir / "blg" / "rrlyr")
     loopback.requests.clear()
     return loopback
@@ -305,12 +291,12 @@ def test_failures_after_the_downloads_write_nothing(archive, archive_dir, tmp_pa
 
 
 def test_index_without_ident_or_light_curves(archive, tmp_path):
-    archive.route("GET", CEP_DIR + "/", Response(body=_index(CEP_DIR + "/", ["README", "cepF.dat"])))
+    archive.route("GET", CEP_DIR + "/", Response(body=apache_index(CEP_DIR + "/", ["README", "cepF.dat"])))
     with pytest.raises(
         FetchError, match=rf"{re.escape(archive.url + CEP_DIR)}/: the directory index lists no ident\.dat"
     ):
         _fetch(archive, tmp_path)
-    archive.route("GET", CEP_DIR + "/", Response(body=_index(CEP_DIR + "/", ["ident.dat", "cepF.dat"])))
+    archive.route("GET", CEP_DIR + "/", Response(body=apache_index(CEP_DIR + "/", ["ident.dat", "cepF.dat"])))
     with pytest.raises(FetchError, match=r"lists no phot\.tar\.gz; use light_curves='per_object'"):
         _fetch(archive, tmp_path)
 

@@ -66,7 +66,9 @@ class SpenderSettings:
     z_max : highest redshift of the sample and of the redshift augmentation (paper: 0.8).
     n_rest : restframe pixels (default: 1.5 × the observed pixels, covering λ_min/(1+z_max)…λ_max).
     epochs_phase1, epochs_phase2 : epochs of fidelity-only and of full training.
-    batch_size, lr : Adam mini-batches and learning rate.
+    batch_size, lr : Adam mini-batches and (peak) learning rate.
+    lr_schedule : ``"onecycle"`` (warm up to ``lr`` over the first 30 % of all steps of both phases, then
+        cosine annealing: what lets a short CPU run converge) or ``"constant"``.
     similarity_amp, consistency_amp : weights of the phase-2 losses (spender's LossConfig defaults).
     noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ.
     """
@@ -79,6 +81,7 @@ class SpenderSettings:
     epochs_phase2: int = 50
     batch_size: int = 512
     lr: float = 1e-3
+    lr_schedule: str = "onecycle"
     similarity_amp: float = 3.0
     consistency_amp: float = 1.0
     noise_scale: float = 1.0
@@ -88,6 +91,8 @@ class SpenderSettings:
             raise ValueError(f"spender settings need n_latent ≥ 1, bin_factor ≥ 1, batch_size ≥ 2: {self}")
         if not 0 < self.z_max < 5 or self.lr <= 0 or min(self.epochs_phase1, self.epochs_phase2) < 0:
             raise ValueError(f"spender settings need 0 < z_max < 5, lr > 0, epochs ≥ 0: {self}")
+        if self.lr_schedule not in ("onecycle", "constant"):
+            raise ValueError(f"bgs.autoencoder.lr_schedule must be 'onecycle' or 'constant', not {self.lr_schedule!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpenderSettings:
@@ -240,6 +245,13 @@ def train_autoencoder(
     gen = torch.Generator(device=device)
     gen.manual_seed(int(np.random.default_rng([seed, 7]).integers(2**62)))
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr)
+    n_batches = sum(1 for start in range(0, len(train), settings.batch_size) if len(train) - start >= 2)
+    total_steps = n_batches * (settings.epochs_phase1 + settings.epochs_phase2)
+    scheduler = (
+        torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=settings.lr, total_steps=total_steps)
+        if settings.lr_schedule == "onecycle" and total_steps > 0
+        else None
+    )
     loss_config = LossConfig(similarity_amp=settings.similarity_amp, consistency_amp=settings.consistency_amp)
     history = []
     schedule = [("fidelity", settings.epochs_phase1), ("full", settings.epochs_phase2)]
@@ -270,6 +282,8 @@ def train_autoencoder(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
                 total += float(loss.detach())
             model.eval()
             epoch += 1

@@ -13,6 +13,13 @@ Per target (one row each, none dropped — a target the method cannot use keeps 
 4. the paper's sample cuts are flags: Redrock ``SPECTYPE`` (GALAXY for BGS, STAR for MWS), ``ZWARN`` = 0,
    z in [0, 0.8], a good fibre (``COADD_FIBERSTATUS`` = 0), and a usable normalisation.
 
+A DESI coadd holds every target class a fibre was assigned to (a bright-program HEALPix coadd: BGS, MWS
+and secondary targets). ``target_class`` ("bgs" / "mws") reads the rows whose FIBERMAP target bits
+(``BGS_TARGET`` / ``MWS_TARGET`` and their ``SV1_``/``SV2_``/``SV3_`` forms) are set: those are the
+sample's input objects. :func:`read_desi_coadds` reads many files into one table; a target in more than
+one file (e.g. observed in SV1 and SV3) keeps one row per file, all but the one with the highest Redrock
+``TSNR2_BGS`` flagged ``DUPLICATE``.
+
 Units: wavelengths in Å (vacuum, as DESI), flux in 10⁻¹⁷ erg s⁻¹ cm⁻² Å⁻¹ before normalisation.
 """
 
@@ -39,6 +46,8 @@ __all__ = [
     "combine_arms",
     "normalise",
     "read_desi_coadd",
+    "read_desi_coadds",
+    "TARGET_CLASSES",
 ]
 
 #: The three DESI spectrograph arms, blue to red.
@@ -47,6 +56,11 @@ ARMS = ("b", "r", "z")
 NORM_WINDOW_REST = (5300.0, 5850.0)
 #: Paper 003 Sec. 2: BGS redshift range kept.
 Z_RANGE = (0.0, 0.8)
+#: FIBERMAP target-bit columns of each target class (main survey and SV1–SV3), paper 003 Sec. 2.
+TARGET_CLASSES = {
+    cls: tuple(f"{prefix}{cls.upper()}_TARGET" for prefix in ("", "SV1_", "SV2_", "SV3_"))
+    for cls in ("bgs", "mws")
+}
 #: Two wavelengths closer than this (Å) are the same pixel (DESI's coaddition uses the same tolerance).
 _WAVE_TOLERANCE = 1e-4
 
@@ -60,6 +74,7 @@ class DesiFlag(enum.IntFlag):
     BAD_FIBER = 8  # COADD_FIBERSTATUS != 0
     NO_NORM = 16  # no unmasked pixel with positive median flux in restframe 5300–5850 Å
     NO_REDSHIFT = 32  # target absent from the Redrock file
+    DUPLICATE = 64  # the same TARGETID has a spectrum of higher TSNR2_BGS in another file
 
 
 class DesiFormatError(ValueError):
@@ -96,6 +111,8 @@ class DesiSpectra:
     ivar : (N, L) float32 weights = inverse variance of ``flux`` (0 on masked pixels).
     norm : (N,) median flux in the restframe window (NaN where it could not be computed).
     flags : (N,) int :class:`DesiFlag` bits; 0 = in the paper's sample.
+    tsnr2 : (N,) Redrock ``TSNR2_BGS`` (NaN where the file has no TSNR2 table).
+    source : (N,) name of the coadd file of each row.
     """
 
     target_id: np.ndarray
@@ -108,6 +125,8 @@ class DesiSpectra:
     ivar: np.ndarray
     norm: np.ndarray
     flags: np.ndarray
+    tsnr2: np.ndarray
+    source: np.ndarray
 
     def __len__(self) -> int:
         return int(self.target_id.shape[0])
@@ -133,6 +152,8 @@ class DesiSpectra:
                 "norm": self.norm,
                 "flags": self.flags,
                 "flag_names": self.flag_names(),
+                "tsnr2_bgs": self.tsnr2,
+                "source_file": self.source,
                 "flux": list(self.flux),
                 "ivar": list(self.ivar),
             }
@@ -239,6 +260,7 @@ def read_desi_coadd(
     *,
     spectype: str = "GALAXY",
     z_range: Sequence[float] | None = Z_RANGE,
+    target_class: str | None = None,
 ) -> DesiSpectra:
     """Read a DESI coadd and its Redrock file into normalised spectra (module docstring).
 
@@ -249,6 +271,8 @@ def read_desi_coadd(
     spectype : Redrock class of the sample (GALAXY for BGS, STAR for MWS); other rows are flagged.
     z_range : redshifts kept (inclusive); others are flagged. None for no cut (MWS: the paper selects stars
         by SPECTYPE and ZWARN only, and radial velocities make their z negative half the time).
+    target_class : "bgs" or "mws" to read only that class's targets (FIBERMAP bits, :data:`TARGET_CLASSES`);
+        None for every row (the simulated files hold one class each).
     """
 
     coadd_path = Path(coadd_path)
@@ -258,6 +282,7 @@ def read_desi_coadd(
     with _open_fits(coadd_path, "FITS") as hdul:
         fibermap = _hdu(hdul, "FIBERMAP", coadd_path)
         target_id = _column(fibermap, "TARGETID", coadd_path, "FIBERMAP").astype(np.int64)
+        rows_kept = _target_rows(fibermap, target_class, coadd_path)
         fiberstatus = (
             _column(fibermap, "COADD_FIBERSTATUS", coadd_path, "FIBERMAP")
             if "COADD_FIBERSTATUS" in fibermap.columns.names
@@ -275,6 +300,9 @@ def read_desi_coadd(
                     f"{coadd_path}: {a}_FLUX has shape {parts['flux'][arm].shape}, expected "
                     f"({len(target_id)} targets, {parts['wave'][arm].size} pixels)"
                 )
+            for key in ("flux", "ivar", "mask"):
+                parts[key][arm] = parts[key][arm][rows_kept]
+        target_id, fiberstatus = target_id[rows_kept], np.asarray(fiberstatus)[rows_kept]
     flux, ivar = combine_arms(
         parts["wave"], parts["flux"], parts["ivar"], parts["mask"], grid, source=str(coadd_path)
     )
@@ -288,13 +316,20 @@ def read_desi_coadd(
         red = _hdu(rr, "REDSHIFTS", redrock_path)
         rr_id = _column(red, "TARGETID", redrock_path, "REDSHIFTS").astype(np.int64)
         pos = {t: i for i, t in enumerate(rr_id)}
-        rows = np.array([pos.get(t, -1) for t in target_id])
+        rows = np.array([pos.get(t, -1) for t in target_id], dtype=np.int64)
         have = rows >= 0
         z[have] = _column(red, "Z", redrock_path, "REDSHIFTS")[rows[have]]
         zerr[have] = _column(red, "ZERR", redrock_path, "REDSHIFTS")[rows[have]]
         zwarn[have] = _column(red, "ZWARN", redrock_path, "REDSHIFTS")[rows[have]]
         spectypes = np.char.strip(_column(red, "SPECTYPE", redrock_path, "REDSHIFTS").astype(str))
         types[have] = spectypes[rows[have]]
+        tsnr2 = np.full(len(target_id), np.nan)
+        if "TSNR2" in rr and "TSNR2_BGS" in rr["TSNR2"].columns.names:
+            t_id = _column(rr["TSNR2"], "TARGETID", redrock_path, "TSNR2").astype(np.int64)
+            t_pos = {t: i for i, t in enumerate(t_id)}
+            t_rows = np.array([t_pos.get(t, -1) for t in target_id], dtype=np.int64)
+            t_have = t_rows >= 0
+            tsnr2[t_have] = _column(rr["TSNR2"], "TSNR2_BGS", redrock_path, "TSNR2")[t_rows[t_have]]
 
     flux, ivar, norm = normalise(flux, ivar, grid, z)
     flags = np.zeros(len(target_id), dtype=np.int64)
@@ -316,4 +351,67 @@ def read_desi_coadd(
         ivar=ivar.astype(np.float32),
         norm=norm,
         flags=flags,
+        tsnr2=tsnr2,
+        source=np.full(len(target_id), coadd_path.name, dtype=object).astype(str),
     )
+
+
+def _target_rows(fibermap, target_class: str | None, path: str | os.PathLike) -> np.ndarray:
+    """Indices of the FIBERMAP rows of ``target_class`` (all rows for None)."""
+    n = len(fibermap.data)
+    if target_class is None:
+        return np.arange(n)
+    if target_class not in TARGET_CLASSES:
+        raise ValueError(
+            f"target_class must be one of {sorted(TARGET_CLASSES)} or None, not {target_class!r}"
+        )
+    columns = [c for c in TARGET_CLASSES[target_class] if c in fibermap.columns.names]
+    if not columns:
+        raise DesiFormatError(
+            f"{path}: FIBERMAP has none of the target-bit columns {list(TARGET_CLASSES[target_class])} "
+            f"needed to select {target_class.upper()} targets"
+        )
+    bits = np.zeros(n, dtype=bool)
+    for c in columns:
+        bits |= _column(fibermap, c, path, "FIBERMAP").astype(np.int64) != 0
+    return np.flatnonzero(bits)
+
+
+def read_desi_coadds(
+    pairs: Sequence[tuple[str | os.PathLike, str | os.PathLike]],
+    *,
+    spectype: str = "GALAXY",
+    z_range: Sequence[float] | None = Z_RANGE,
+    target_class: str | None = None,
+) -> DesiSpectra:
+    """:func:`read_desi_coadd` of each (coadd, redrock) pair, concatenated; repeated TARGETIDs flagged
+    ``DUPLICATE`` except the spectrum with the highest ``TSNR2_BGS`` (the first file's on ties or
+    without TSNR2), so that every target is in the sample at most once and no row is dropped."""
+    if not pairs:
+        raise ValueError("read_desi_coadds needs at least one (coadd, redrock) pair")
+    parts = [
+        read_desi_coadd(c, r, spectype=spectype, z_range=z_range, target_class=target_class) for c, r in pairs
+    ]
+    fields = (
+        "target_id",
+        "z",
+        "zerr",
+        "spectype",
+        "zwarn",
+        "flux",
+        "ivar",
+        "norm",
+        "flags",
+        "tsnr2",
+        "source",
+    )
+    joined = {f: np.concatenate([getattr(p, f) for p in parts]) for f in fields}
+    ids, tsnr2 = joined["target_id"], np.nan_to_num(joined["tsnr2"], nan=-np.inf)
+    # Best spectrum first within each TARGETID: sort by id, then −TSNR2, then file order.
+    order = np.lexsort((np.arange(len(ids)), -tsnr2, ids))
+    first = np.ones(len(ids), dtype=bool)
+    first[1:] = ids[order][1:] != ids[order][:-1]
+    duplicate = np.zeros(len(ids), dtype=bool)
+    duplicate[order[~first]] = True
+    joined["flags"] = joined["flags"] | np.where(duplicate, int(DesiFlag.DUPLICATE), 0)
+    return DesiSpectra(wave=parts[0].wave, **joined)
