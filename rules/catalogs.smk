@@ -156,7 +156,7 @@ rule bgs_catalog:
     input:
         **(
             {"truth": f"{DESI_DIR}/truth.parquet"}
-            if DESI["kind"] == "simulated"
+            if DESI_SIMULATED
             else {}
         ),
         spectra=DESI_SPECTRA.format(survey="bgs"),

@@ -1,4 +1,5 @@
 # Shared helpers (paths, partitions, seeds) used across the workflow; it defines no jobs.
+import json
 from pathlib import Path
 
 from latentsky.config import derive_seed
@@ -132,6 +133,31 @@ DESI_SURVEYS = ["bgs", "mws"]
 # Redrock class of each survey's sample (paper 003 Sec. 2).
 DESI_SPECTYPE = {"bgs": "GALAXY", "mws": "STAR"}
 DESI_SPECTRA = f"{RESULTS}/desi/{{survey}}_spectra.parquet"
+DESI_SIMULATED = DESI["kind"] == "simulated"
+# desi.kind edr: one coadd + Redrock pair per EDR survey/programme/HEALPix directory, listed by a checkpoint.
+DESI_EDR_INDEX = f"{DESI_DIR}/edr/index.json"
+DESI_EDR_FILE = f"{DESI_DIR}/edr/{{kind}}-{{edr_survey}}-{{program}}-{{healpix}}.fits"
+
+
+def desi_input_files(wildcards):
+    """The (coadd, redrock) files prepare_desi_spectra reads: the simulated pair of the survey, or every
+    EDR pixel of the index (BGS and MWS targets share the bright-programme files)."""
+    if DESI_SIMULATED:
+        return {
+            "coadd": [f"{DESI_DIR}/coadd-sim-{wildcards.survey}.fits"],
+            "redrock": [f"{DESI_DIR}/redrock-sim-{wildcards.survey}.fits"],
+        }
+    with open(checkpoints.desi_edr_index.get().output[0]) as fh:
+        pixels = json.load(fh)["pixels"]
+    return {
+        kind: [
+            DESI_EDR_FILE.format(
+                kind=kind, edr_survey=p["survey"], program=p["program"], healpix=p["healpix"]
+            )
+            for p in pixels
+        ]
+        for kind in ("coadd", "redrock")
+    }
 
 
 BGS = config["bgs"]
@@ -241,7 +267,7 @@ def released_files(wildcards=None):
         *PELSVAE_FIGURES.values(),
         GENERATED_LIGHTCURVES,
         *expand(DESI_SPECTRA, survey=DESI_SURVEYS),
-        f"{DESI_DIR}/truth.parquet",
+        *([f"{DESI_DIR}/truth.parquet"] if DESI_SIMULATED else []),
         *expand(BGS_AUTOENCODER, survey=DESI_SURVEYS),
         *expand(BGS_FLOW, survey=DESI_SURVEYS),
         *expand(BGS_SPLIT, survey=DESI_SURVEYS),

@@ -202,8 +202,9 @@ rule gaia_survey_metrics:
         "../scripts/gaia_survey_metrics.py"
 
 
-# DESI spectra (paper 003): simulated BGS + MWS as real-format coadd and Redrock files, then the reader.
-if DESI["kind"] == "simulated":
+# DESI spectra (paper 003): simulated BGS + MWS as real-format coadd and Redrock files, or the EDR by
+# HEALPix pixel; then the reader.
+if DESI_SIMULATED:
 
     rule simulate_desi_spectra:
         output:
@@ -226,11 +227,49 @@ if DESI["kind"] == "simulated":
         script:
             "../scripts/simulate_desi_spectra.py"
 
+else:
+
+    checkpoint desi_edr_index:
+        output:
+            DESI_EDR_INDEX,
+        log:
+            f"{LOGS}/desi_edr_index.log",
+        retries: 2
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=1000,
+            runtime=60,
+        params:
+            edr=DESI["edr"],
+        script:
+            "../scripts/desi_edr_index.py"
+
+    rule fetch_desi_healpix:
+        output:
+            coadd=DESI_EDR_FILE.replace("{kind}", "coadd"),
+            redrock=DESI_EDR_FILE.replace("{kind}", "redrock"),
+        log:
+            f"{LOGS}/fetch_desi_healpix/{{edr_survey}}-{{program}}-{{healpix}}.log",
+        wildcard_constraints:
+            edr_survey="sv[123]",
+            program="[a-z]+",
+            healpix="[0-9]+",
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=60,
+        params:
+            base_url=DESI["edr"]["base_url"],
+        script:
+            "../scripts/fetch_desi_healpix.py"
+
 
 rule prepare_desi_spectra:
     input:
-        coadd=f"{DESI_DIR}/coadd-sim-{{survey}}.fits",
-        redrock=f"{DESI_DIR}/redrock-sim-{{survey}}.fits",
+        unpack(desi_input_files),
     output:
         DESI_SPECTRA,
     log:
@@ -240,10 +279,13 @@ rule prepare_desi_spectra:
     conda:
         "../envs/latentsky.yaml"
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=60,
+    retries: 1
     params:
         spectype=lambda wildcards: DESI_SPECTYPE[wildcards.survey],
         z_range=lambda wildcards: DESI["z_range"] if wildcards.survey == "bgs" else None,
+        # Simulated files hold one survey each; a real coadd holds every target class of its fibres.
+        target_class=lambda wildcards: None if DESI_SIMULATED else wildcards.survey,
     script:
         "../scripts/prepare_desi_spectra.py"

@@ -7,22 +7,14 @@ import torch
 
 from latentsky.bgs_catalog import (
     invariance_ratio,
-    load_flow,
-    outlier_ranks,
+    load_bgs_models,
     outlier_recall,
     pca_chi2,
     restframe_matrix,
+    score_spectra,
 )
 from latentsky.bgs_figures import outlier_gallery
-from latentsky.bgs_model import (
-    SpenderSettings,
-    augment_redshift,
-    encode_spectra,
-    fidelity,
-    load_autoencoder,
-    log_prob,
-    table_tensors,
-)
+from latentsky.bgs_model import SpenderSettings, augment_redshift, encode_spectra
 from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.outputs import nan_to_null, save_figure, write_json, write_parquet
@@ -34,36 +26,17 @@ with job_logging(smk) as log:
     cfg = smk.params.bgs
     settings = SpenderSettings.from_dict(cfg["autoencoder"])
     device = str(resolve_device(cfg["device"]))
-    f = cfg["flow"]
-    galaxy_ae, instrument = load_autoencoder(smk.input.galaxy_model, settings.bin_factor, device)
-    star_ae, _ = load_autoencoder(smk.input.star_model, settings.bin_factor, device)
-    flow_kw = {"hidden_features": f["hidden_features"], "num_transforms": f["num_transforms"]}
-    galaxy_flow = load_flow(smk.input.galaxy_flow, **flow_kw)
-    star_flow = load_flow(smk.input.star_flow, **flow_kw)
+    models = load_bgs_models(
+        smk.input.galaxy_model, smk.input.galaxy_flow, smk.input.star_model, smk.input.star_flow, device,
+        bin_factor=settings.bin_factor,
+    )  # fmt: skip
     spectra = pd.read_parquet(smk.input.spectra).merge(pd.read_parquet(smk.input.split), on="target_id")
-    usable = (spectra["flags"] == 0).to_numpy()
+    scores = score_spectra(spectra, models, device)
+    catalog, usable, data = scores.catalog, scores.usable, scores.data
     rows = spectra[usable]
-    data = table_tensors(rows, settings.bin_factor, device)
-    s_gal = encode_spectra(galaxy_ae, data)
-    loss, chi2 = fidelity(galaxy_ae, instrument, data)
-    s_star = encode_spectra(star_ae, data)
-    n, k = len(spectra), s_gal.shape[1]
-    catalog = spectra[["target_id", "z", "flags", "flag_names", "split"]].copy()
-    for name, values in (
-        ("log_p_galaxy", log_prob(galaxy_flow, s_gal)),
-        ("log_p_star", log_prob(star_flow, s_star)),
-        ("fidelity", chi2),
-        ("fidelity_loss", loss),
-    ):
-        col = np.full(n, np.nan)
-        col[usable] = values
-        catalog[name] = col
-    catalog["log_likelihood_ratio"] = catalog["log_p_star"] - catalog["log_p_galaxy"]
-    latents = np.full((n, k), np.nan, dtype=np.float32)
-    latents[usable] = s_gal
-    catalog["latents"] = list(latents)
-    catalog["has_probability"] = usable
-    catalog["outlier_rank"] = outlier_ranks(catalog["log_p_galaxy"].to_numpy(), usable)
+    s_gal, loss, chi2 = scores.latents, scores.fidelity_loss, scores.reduced_chi2
+    galaxy_ae, instrument = models.galaxy_ae, models.instrument
+    n = len(spectra)
     record = job_record(smk, seed=smk.params.seed)
     write_parquet(catalog, smk.output.catalog, record)
 

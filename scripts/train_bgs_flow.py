@@ -26,7 +26,10 @@ with job_logging(smk) as log:
         latents["train"], latents["val"], seed=smk.params.seed, epochs=f["epochs"], batch_size=f["batch_size"],
         lr=f["lr"], hidden_features=f["hidden_features"], num_transforms=f["num_transforms"],
     )  # fmt: skip
-    save_flow(smk.output.flow, flow, latents["train"], history, job_record(smk, seed=smk.params.seed))
+    save_flow(
+        smk.output.flow, flow, latents["train"], history, job_record(smk, seed=smk.params.seed),
+        hidden_features=f["hidden_features"], num_transforms=f["num_transforms"],
+    )  # fmt: skip
     log.info("flow: train −log p %.3f, val %.3f", history[-1]["train_nll"], history[-1]["val_nll"])
     if not np.isfinite(history[-1]["train_nll"]):
         raise FloatingPointError(f"{smk.output.flow}: the flow's training likelihood is not finite")

@@ -112,3 +112,18 @@ def test_files_round_trip_through_the_real_reader(tmp_path, sim):
         lo, hi = {"b": (3600, 5750), "r": (5810, 7510), "z": (7630, 9824)}[arm]
         sel = (spectra.wave > lo) & (spectra.wave < hi)
         assert np.all(spectra.ivar[i, sel] == 0)
+
+
+def test_noise_has_the_depth_of_bright_time_bgs_coadds(sim):
+    # Continuum S/N per 0.8 Å pixel, 6000–7000 Å observed (R arm, away from the strongest sky lines):
+    # ≈ 2.5 at r = 19; the sample's median near the real BGS coadd's 5.1 (../shared/data/desi_coadd).
+    t = sim.targets
+    sel = (sim.wave["r"] > 6000) & (sim.wave["r"] < 7000)
+    flux, ivar = sim.flux["r"][:, sel], sim.ivar["r"][:, sel]
+    snr = np.median(np.where(ivar > 0, flux * np.sqrt(ivar), np.nan), axis=1)
+    galaxies = (t["kind"] == "galaxy").to_numpy()
+    assert 3.5 < np.nanmedian(snr[galaxies]) < 7.0
+    faint = galaxies & t["r_mag"].between(18.8, 19.2).to_numpy()
+    assert faint.sum() >= 5 and 1.5 < np.nanmedian(snr[faint]) < 3.5
+    # Brighter targets have higher S/N (sky plus object Poisson noise).
+    assert np.corrcoef(t.loc[galaxies, "r_mag"], np.log(snr[galaxies]))[0, 1] < -0.8

@@ -6,16 +6,24 @@ Catalog (one row per BGS target, flagged ones included with null results): ``tar
 galaxy autoencoder's latents), ``log_p_star`` (star flow on the star autoencoder's latents of the same
 spectrum, read at z = 0 as the MWS model is), ``log_likelihood_ratio`` = log p_star − log p_galaxy (the
 paper's proposed star/galaxy score, Sec. 5), ``fidelity`` (reduced χ² of the galaxy reconstruction),
-``latents`` (S values) and ``outlier_rank`` (1 = lowest log p_galaxy among the sample).
+``latents`` (S values), ``galaxy_quantile`` (share of the galaxy model's training spectra with a lower
+log p_galaxy: 0.001 = rarer than 99.9 % of the BGS training sample) and ``outlier_rank`` (1 = lowest
+log p_galaxy among the rows scored together).
+
+:func:`score_spectra` makes these rows for any spectra table (the workflow's BGS sample, or a user's own
+coadd through ``latentsky score-desi``) from the four model files (:func:`load_bgs_models`).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 
 from latentsky.checkpoints import load_checkpoint, save_checkpoint
@@ -30,6 +38,10 @@ __all__ = [
     "pca_chi2",
     "invariance_ratio",
     "restframe_matrix",
+    "BgsModels",
+    "load_bgs_models",
+    "Scores",
+    "score_spectra",
 ]
 
 SPLITS = ("train", "val", "test")
@@ -48,13 +60,28 @@ def split_targets(target_id: np.ndarray, fractions: Sequence[float], seed: int) 
     return label.astype(str)
 
 
-def save_flow(path: str | os.PathLike, flow, latents: np.ndarray, history: list, provenance: Mapping) -> Path:
+def save_flow(
+    path: str | os.PathLike,
+    flow,
+    latents: np.ndarray,
+    history: list,
+    provenance: Mapping,
+    *,
+    hidden_features: int,
+    num_transforms: int,
+) -> Path:
     """The flow as a latentsky checkpoint; ``state["state_dict"]`` is what ``spender.load_flow_model`` reads
-    from a published flow file (and :func:`load_flow` reads both)."""
+    from a published flow file (and :func:`load_flow` reads both). The architecture and the log p of the
+    training latents (``reference_log_p``, for :func:`score_spectra`'s quantiles) are kept beside it."""
+    from latentsky.bgs_model import log_prob
+
     state = {
         "kind": "spender-flow",
         "state_dict": {k: v.detach().cpu() for k, v in flow.state_dict().items()},
         "n_latent": int(latents.shape[1]),
+        "hidden_features": int(hidden_features),
+        "num_transforms": int(num_transforms),
+        "reference_log_p": np.sort(log_prob(flow, latents)).tolist(),
         "init_latents_percentiles": np.percentile(latents, [16, 84], axis=0).tolist(),
         "init_latents_std": np.maximum(latents.std(axis=0), 1e-3).tolist(),
         "history": list(history),
@@ -65,19 +92,24 @@ def save_flow(path: str | os.PathLike, flow, latents: np.ndarray, history: list,
 def load_flow(
     path: str | os.PathLike, n_latent: int | None = None, hidden_features: int = 64, num_transforms: int = 5
 ):
-    """A flow of ours (:func:`save_flow`), or — with ``n_latent`` — a published spender flow file (its
-    state dict alone, as ``spender.load_flow_model`` reads it)."""
+    """A flow of ours (:func:`save_flow`; its architecture from the file), or — with ``n_latent`` — a
+    published spender flow file (its state dict alone, as ``spender.load_flow_model`` reads it, with the
+    architecture given here). The flow has ``reference_log_p`` (sorted; empty for a spender file)."""
     from spender import NeuralDensityEstimator
 
     try:
         state, _ = load_checkpoint(path)
         sd, n = state["state_dict"], int(state["n_latent"])
+        hidden_features = int(state.get("hidden_features", hidden_features))
+        num_transforms = int(state.get("num_transforms", num_transforms))
+        reference = np.asarray(state.get("reference_log_p", []), dtype=np.float64)
     except Exception as exc:  # not ours: a plain spender state dict
         if n_latent is None:
             raise ValueError(
                 f"{path}: not a latentsky flow file; give n_latent to read a spender flow"
             ) from exc
         sd, n = torch.load(path, map_location="cpu", weights_only=True), int(n_latent)
+        reference = np.zeros(0)
     flow = NeuralDensityEstimator(
         dim=n,
         initial_pos={"bounds": [[0.0, 0.0]] * n, "std": [0.05] * n},
@@ -85,6 +117,7 @@ def load_flow(
         num_transforms=num_transforms,
     )
     flow.load_state_dict(sd)
+    flow.reference_log_p = reference
     return flow.eval()
 
 
@@ -159,3 +192,88 @@ def restframe_matrix(
         out[i] = np.interp(wave_rest, lam, flux[i])
         w_out[i] = np.interp(wave_rest, lam, ivar[i]) * ((wave_rest >= lam[0]) & (wave_rest <= lam[-1]))
     return out, w_out
+
+
+@dataclass
+class BgsModels:
+    """The four trained models of the catalog: galaxy (BGS) and star (MWS) autoencoders and their flows."""
+
+    galaxy_ae: Any
+    galaxy_flow: Any
+    star_ae: Any
+    star_flow: Any
+    instrument: Any
+    bin_factor: int
+
+
+def load_bgs_models(
+    galaxy_model: str | os.PathLike,
+    galaxy_flow: str | os.PathLike,
+    star_model: str | os.PathLike,
+    star_flow: str | os.PathLike,
+    device: str = "cpu",
+    bin_factor: int | None = None,
+) -> BgsModels:
+    """Load the model files. ``bin_factor`` defaults to the one the galaxy model was trained at (recorded in
+    our files; give it for a published spender model, which is at the full DESI grid, 1)."""
+    from latentsky.bgs_model import autoencoder_settings, load_autoencoder
+
+    if bin_factor is None:
+        settings = autoencoder_settings(galaxy_model)
+        bin_factor = settings.bin_factor if settings is not None else 1
+    galaxy_ae, instrument = load_autoencoder(galaxy_model, bin_factor, device)
+    star_ae, _ = load_autoencoder(star_model, bin_factor, device)
+    return BgsModels(galaxy_ae, load_flow(galaxy_flow), star_ae, load_flow(star_flow), instrument, bin_factor)
+
+
+@dataclass
+class Scores:
+    """:func:`score_spectra`'s result: the catalog (one row per input row) and, for the scored rows
+    (``usable``), the tensors and arrays the metrics use."""
+
+    catalog: pd.DataFrame
+    usable: np.ndarray
+    data: Any
+    latents: np.ndarray
+    fidelity_loss: np.ndarray
+    reduced_chi2: np.ndarray
+
+
+def score_spectra(spectra: pd.DataFrame, models: BgsModels, device: str = "cpu") -> Scores:
+    """Catalog rows (module docstring) for a spectra table (``latentsky.desi_io.DesiSpectra.table``
+    columns; ``split`` is copied when present). Rows with flags keep their row with null results."""
+    from latentsky.bgs_model import encode_spectra, fidelity, log_prob, table_tensors
+
+    usable = (spectra["flags"] == 0).to_numpy()
+    rows = spectra[usable]
+    data = table_tensors(rows, models.bin_factor, device)
+    s_gal = encode_spectra(models.galaxy_ae, data)
+    loss, chi2 = fidelity(models.galaxy_ae, models.instrument, data)
+    s_star = encode_spectra(models.star_ae, data)
+    n, k = len(spectra), models.galaxy_ae.encoder.n_latent
+    columns = ["target_id", "z", "flags", "flag_names"] + (["split"] if "split" in spectra else [])
+    catalog = spectra[columns].reset_index(drop=True).copy()
+    log_p_galaxy = log_prob(models.galaxy_flow, s_gal)
+    reference = getattr(models.galaxy_flow, "reference_log_p", np.zeros(0))
+    quantile = (
+        np.searchsorted(reference, log_p_galaxy, side="left") / len(reference)
+        if len(reference)
+        else np.full(len(rows), np.nan)
+    )
+    for name, values in (
+        ("log_p_galaxy", log_p_galaxy),
+        ("log_p_star", log_prob(models.star_flow, s_star)),
+        ("fidelity", chi2),
+        ("fidelity_loss", loss),
+        ("galaxy_quantile", quantile),
+    ):
+        col = np.full(n, np.nan)
+        col[usable] = values
+        catalog[name] = col
+    catalog["log_likelihood_ratio"] = catalog["log_p_star"] - catalog["log_p_galaxy"]
+    latents = np.full((n, k), np.nan, dtype=np.float32)
+    latents[usable] = s_gal
+    catalog["latents"] = list(latents)
+    catalog["has_probability"] = usable
+    catalog["outlier_rank"] = outlier_ranks(catalog["log_p_galaxy"].to_numpy(), usable)
+    return Scores(catalog, usable, data, s_gal, loss, chi2)

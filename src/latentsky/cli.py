@@ -276,6 +276,57 @@ def _cmd_generate_lightcurves(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_score_desi(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from latentsky.bgs_catalog import load_bgs_models, score_spectra
+    from latentsky.desi_io import read_desi_coadds
+    from latentsky.distance_catalog import describe_device, resolve_device
+    from latentsky.outputs import write_parquet
+    from latentsky.provenance import build_record
+
+    if args.redrock and len(args.redrock) != len(args.coadd):
+        print("error: give one --redrock per coadd, or none (found beside each coadd)", file=sys.stderr)
+        return 2
+    redrock = args.redrock or [None] * len(args.coadd)
+    models_dir = Path(args.models)
+    files = {
+        name: models_dir / f"{name}.pt"
+        for name in ("bgs_autoencoder", "bgs_flow", "mws_autoencoder", "mws_flow")
+    }
+    missing = [str(f) for f in files.values() if not f.exists()]
+    if missing:
+        print(f"error: model files not found: {missing} (the train_bgs_* rules write them)", file=sys.stderr)
+        return 2
+    torch_device = resolve_device(args.device)
+    device = str(torch_device)
+    models = load_bgs_models(*files.values(), device=device, bin_factor=args.bin_factor)
+    spectra = read_desi_coadds(
+        list(zip(args.coadd, redrock, strict=True)), z_range=args.z_range, target_class=args.target_class
+    )
+    scores = score_spectra(spectra.table(), models, device)
+    inputs = [*args.coadd, *(r for r in redrock if r), *files.values()]
+    params = {"target_class": args.target_class, "z_range": args.z_range, "bin_factor": models.bin_factor}
+    record = build_record(
+        rule="score-desi",
+        inputs=inputs,
+        params=params,
+        config={"bgs": params},
+        device=describe_device(torch_device),
+    )
+    write_parquet(scores.catalog, args.out, record)
+    print(f"wrote {len(scores.catalog)} rows ({int(scores.usable.sum())} scored) to {args.out}")
+    for row in scores.catalog.itertuples():
+        verdict = (
+            f"log p_galaxy {row.log_p_galaxy:.2f}  quantile {row.galaxy_quantile:.3f}  "
+            f"log p_star − log p_galaxy {row.log_likelihood_ratio:+.2f}  reduced χ² {row.fidelity:.2f}"
+            if row.has_probability
+            else f"not scored: {row.flag_names}"
+        )
+        print(f"  {row.target_id}  z {row.z:.5f}  {verdict}")
+    return 0
+
+
 def _cmd_benchmark_pelsvae(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_pelsvae, format_pelsvae_results
     from latentsky.distance_catalog import resolve_device
@@ -399,6 +450,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", required=True, help="output Parquet file")
     p.set_defaults(func=_cmd_generate_lightcurves)
+
+    p = sub.add_parser(
+        "score-desi",
+        help="outlier scores of DESI coadd spectra under the trained BGS models (paper 003)",
+        description="Reads DESI coadd + Redrock files with the workflow's reader (paper 003 Sec. 2 cuts as "
+        "flags), encodes each spectrum with the galaxy and star autoencoders and writes the catalog's columns "
+        "(log p_galaxy, log p_star, their ratio, reduced χ², latents, galaxy_quantile against the galaxy "
+        "model's training sample, rank among the scored rows) as Parquet with provenance; one row per target.",
+    )
+    p.add_argument("coadd", nargs="+", help="coadd-*.fits file(s)")
+    p.add_argument("--redrock", action="append", help="redrock file per coadd (default: beside it, by name)")
+    p.add_argument(
+        "--models", default="results/models/bgs", help="directory of bgs_/mws_ autoencoder and flow .pt"
+    )
+    p.add_argument(
+        "--target-class", choices=("bgs", "mws"), help="read only targets of this class (FIBERMAP bits)"
+    )
+    p.add_argument(
+        "--z-range", type=float, nargs=2, default=(0.0, 0.8), help="redshifts scored (others flagged)"
+    )
+    p.add_argument(
+        "--bin-factor", type=int, help="pixels per bin (default: the galaxy model's; 1 for spender files)"
+    )
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    p.add_argument("--out", required=True, help="output Parquet file")
+    p.set_defaults(func=_cmd_score_desi)
     return parser
 
 

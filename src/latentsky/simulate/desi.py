@@ -25,7 +25,9 @@ Recipe (every number is a physical anchor, not a fit):
   ``calibration_fault`` (one arm scaled by 0.5–0.8 or 1.3–1.8, or missing with zero weight).
 * **Observation.** Fluxes scaled to r-band-like magnitudes 16–19.5, on the DESI arms B 3,600–5,800 Å,
   R 5,760–7,620 Å, Z 7,520–9,824 Å (0.8 Å pixels, the real coadd's grid); noise from a sky spectrum
-  (continuum plus the sky lines ``spender`` lists, scaled by their intensity) and the object's Poisson term;
+  (continuum plus the sky lines ``spender`` lists, scaled by their intensity) and the object's Poisson term,
+  at the depth of bright-time BGS exposures: continuum S/N ≈ 2.5 per 0.8 Å pixel at r = 19 and a sample
+  median ≈ 5 (the real BGS coadd in ../shared/data: 5.1);
   sky-subtraction residuals at the sky lines (a few per cent of the line); a few masked pixels per arm.
 """
 
@@ -55,6 +57,10 @@ C_KMS = 299_792.458
 #: DESI arm coverage (Å), as in the real coadd's B/R/Z_WAVELENGTH.
 ARM_RANGES = {"b": (3600.0, 5800.0), "r": (5760.0, 7620.0), "z": (7520.0, 9824.0)}
 PIXEL = 0.8
+#: Per-pixel variance = SKY_VARIANCE · sky + OBJECT_VARIANCE · object flux (10⁻¹⁷ erg/s/cm²/Å units):
+#: the depth of bright-time BGS coadds (module docstring).
+SKY_VARIANCE = 0.8
+OBJECT_VARIANCE = 0.3
 #: Outlier kinds injected into the BGS sample.
 OUTLIER_TYPES = ("star", "double_peaked", "broad_line_qso", "bal_qso", "blend", "calibration_fault")
 #: Nebular lines (restframe vacuum Å).
@@ -314,7 +320,7 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
     for arm, grid in grids.items():
         idx = np.searchsorted(full, grid - 1e-6)
         true = truth_flux[:, idx]
-        var = (0.05 * sky[idx] + 0.02 * np.abs(true)) + 1e-4
+        var = SKY_VARIANCE * sky[idx] + OBJECT_VARIANCE * np.abs(true) + 1e-4
         noise = rng.normal(size=true.shape) * np.sqrt(var)
         # Sky-subtraction residuals: a few per cent of the line flux at the sky lines.
         residual = 0.03 * (sky[idx] - sky[idx].min()) * rng.normal(size=(len(targets), 1))
