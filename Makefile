@@ -11,7 +11,7 @@ TORCH_SPEC ?= torch==2.13.0
 CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake
 
-.PHONY: setup demo test lint report clean
+.PHONY: setup demo test test-slurm lint report clean
 
 setup: $(VENV)/.installed
 
@@ -35,6 +35,10 @@ lint: setup
 
 test: lint
 	$(BIN)/python -m pytest
+
+# The workflow on a one-node SLURM cluster through profiles/slurm (installs slurm-wlm with apt-get; needs root).
+test-slurm: setup
+	PYTHON=$(BIN)/python tests/slurm/run.sh
 
 report: setup
 	$(SNAKEMAKE) --cores $(CORES) --report results/report.html

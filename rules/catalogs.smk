@@ -154,11 +154,7 @@ rule generate_lightcurves:
 # The BGS outlier-probability catalog (paper 003): one row per BGS target, metrics and the Fig. 3 gallery.
 rule bgs_catalog:
     input:
-        **(
-            {"truth": f"{DESI_DIR}/truth.parquet"}
-            if DESI_SIMULATED
-            else {}
-        ),
+        **({"truth": f"{DESI_DIR}/truth.parquet"} if DESI_SIMULATED else {}),
         spectra=DESI_SPECTRA.format(survey="bgs"),
         split=BGS_SPLIT.format(survey="bgs"),
         galaxy_model=BGS_AUTOENCODER.format(survey="bgs"),

@@ -152,7 +152,10 @@ def desi_input_files(wildcards):
     return {
         kind: [
             DESI_EDR_FILE.format(
-                kind=kind, edr_survey=p["survey"], program=p["program"], healpix=p["healpix"]
+                kind=kind,
+                edr_survey=p["survey"],
+                program=p["program"],
+                healpix=p["healpix"],
             )
             for p in pixels
         ]

@@ -276,12 +276,12 @@ rule prepare_desi_spectra:
         f"{LOGS}/prepare_desi_spectra/{{survey}}.log",
     wildcard_constraints:
         survey="|".join(DESI_SURVEYS),
+    retries: 1
     conda:
         "../envs/latentsky.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=60,
-    retries: 1
     params:
         spectype=lambda wildcards: DESI_SPECTYPE[wildcards.survey],
         z_range=lambda wildcards: DESI["z_range"] if wildcards.survey == "bgs" else None,

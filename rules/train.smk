@@ -110,6 +110,8 @@ rule train_bgs_autoencoder:
     params:
         bgs=BGS,
         seed=lambda wildcards: seed_for(f"train_bgs_autoencoder_{wildcards.survey}"),
+        # Kept between attempts (not an output), so a preempted or failed job resumes after its last epoch.
+        resume=f"{BGS_MODEL_DIR}/{{survey}}_resume.pt",
     script:
         "../scripts/train_bgs_autoencoder.py"
 

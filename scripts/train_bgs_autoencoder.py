@@ -39,7 +39,9 @@ with job_logging(smk) as log:
             settings,
             seed=seed,
             device=device,
-            progress=lambda epoch, phase, loss: bar.update(1),
+            progress=lambda epoch, phase, loss: bar.update(epoch - bar.n),
+            checkpoint_path=smk.params.resume,
+            checkpoint_record=record,
         )
     save_autoencoder(smk.output.model, model, settings, history, record)
     write_parquet(pd.DataFrame(history), smk.output.history, record)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -27,3 +30,52 @@ def default_sources_config() -> dict:
     from latentsky.config import load_config
 
     return load_config(overrides={"seed": 0, "sources": {}})["sources"]
+
+
+#: What a copy of the workflow needs (tests run it in a temporary directory, never in the checkout).
+WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles")
+
+
+def prepare_tiny_workdir(workdir: Path, repo_root: Path) -> Path:
+    """A copy of the workflow in ``workdir`` with the tiny config (tiny.yaml) and its inputs."""
+    for name in WORKFLOW_FILES:
+        src = repo_root / name
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
+    shutil.copy2(repo_root / "tests/config/tiny.yaml", workdir / "tiny.yaml")
+    shutil.copy2(repo_root / "tests/config/generation_times.csv", workdir / "generation_times.csv")
+    # The default config finds the authors' tables at ../shared beside the checkout; the copy is elsewhere.
+    with open(workdir / "tiny.yaml", "a") as fh:
+        fh.write(f"crossmatch:\n  published_tables: {SHARED_DATA / 'ogle3_gaiadr2_xmatch'}\n")
+    return workdir
+
+
+def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
+    """``snakemake ARGS --cores 2 --configfile tiny.yaml`` in ``workdir``; fails the test on error."""
+    proc = subprocess.run(
+        # Targets and options first: --configfile takes every following word as another config file.
+        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", "tiny.yaml"],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(
+            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+        )
+    return proc
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, repo_root) -> Path:
+    """The whole workflow on the tiny config, run once per session (shared by the workflow and SLURM
+    tests); the workdir is returned. Tests may change it; :func:`tiny_results` is a copy taken at once."""
+    workdir = prepare_tiny_workdir(tmp_path_factory.mktemp("workflow"), repo_root)
+    run_snakemake(workdir)
+    shutil.copytree(workdir / "results", workdir.parent / "pristine_results")
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def tiny_results(tiny_run) -> Path:
+    """The results tree of :func:`tiny_run` as the run left it."""
+    return tiny_run.parent / "pristine_results"

@@ -3,6 +3,11 @@ model file in spender's own layout, and redshift-invariant latents after trainin
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
+import textwrap
+
 import numpy as np
 import pytest
 import spender
@@ -97,6 +102,88 @@ def test_latents_are_closer_to_a_redshifted_copy_than_to_other_spectra(simulated
     others = np.linalg.norm(s[:, None, :] - s[None, :, :], axis=-1)
     random_pair = others[~np.eye(len(s), dtype=bool)].mean()
     assert np.median(own) < 0.5 * random_pair, (np.median(own), random_pair)
+
+
+RESUME_SETTINGS = SpenderSettings(
+    bin_factor=32, n_rest=300, epochs_phase1=1, epochs_phase2=3, batch_size=16, lr=2e-3
+)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def _resume_data(simulated_bgs):
+    flux, ivar, z = simulated_bgs
+    train = spectra_tensors(flux[:64], ivar[:64], z[:64], RESUME_SETTINGS.bin_factor)
+    val = spectra_tensors(flux[64:96], ivar[64:96], z[64:96], RESUME_SETTINGS.bin_factor)
+    return train, val
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(simulated_bgs):
+    train, val = _resume_data(simulated_bgs)
+    return train_autoencoder(train, val, RESUME_SETTINGS, seed=5)
+
+
+def _assert_same_weights(a, b):
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys()
+    for k in sa:
+        assert torch.equal(sa[k], sb[k]), k
+
+
+def test_interrupted_training_resumes_to_identical_weights(tmp_path, simulated_bgs, uninterrupted):
+    train, val = _resume_data(simulated_bgs)
+    path = tmp_path / "resume.pt"
+
+    def stop_after_two(epoch, phase, loss):
+        if epoch == 2:  # the phase-2 epoch that draws augmented copies from the generator
+            raise _Interrupt
+
+    with pytest.raises(_Interrupt):
+        train_autoencoder(train, val, RESUME_SETTINGS, seed=5, checkpoint_path=path, progress=stop_after_two)
+    # Another seed is another run: its trainer ignores this file.
+    other = train_autoencoder(
+        train, val, RESUME_SETTINGS, seed=6, checkpoint_path=tmp_path / "copy.pt", progress=None
+    )
+    assert not torch.equal(other[0].decoder.mlp[0].weight, uninterrupted[0].decoder.mlp[0].weight)
+    seen = []
+    model, _, history = train_autoencoder(
+        train, val, RESUME_SETTINGS, seed=5, checkpoint_path=path, progress=lambda e, *_: seen.append(e)
+    )
+    assert seen == [3, 4]  # epochs 1–2 came from the file
+    _assert_same_weights(uninterrupted[0], model)
+    assert history == uninterrupted[2]
+
+
+def test_sigterm_mid_training_then_rerun_reaches_the_same_weights(tmp_path, simulated_bgs, uninterrupted):
+    """A real SIGTERM (what SLURM sends on preemption or at the time limit) while an epoch is running."""
+    train, val = _resume_data(simulated_bgs)
+    data = tmp_path / "data.pt"
+    torch.save({"train": vars(train), "val": vars(val)}, data)
+    path = tmp_path / "resume.pt"
+    child = textwrap.dedent(
+        f"""
+        import sys, torch
+        from latentsky.bgs_model import SpectraTensors, SpenderSettings, train_autoencoder
+        d = torch.load({str(data)!r})
+        settings = SpenderSettings(**{RESUME_SETTINGS.__dict__!r})
+        def report(epoch, phase, loss):
+            print("epoch", epoch, flush=True)
+        train_autoencoder(SpectraTensors(**d["train"]), SpectraTensors(**d["val"]), settings, seed=5,
+                          checkpoint_path={str(path)!r}, progress=report)
+        print("finished", flush=True)
+        """
+    )
+    proc = subprocess.Popen([sys.executable, "-c", child], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().split() == ["epoch", "1"]
+    proc.send_signal(signal.SIGTERM)  # during epoch 2
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGTERM and "finished" not in out
+    model, _, history = train_autoencoder(train, val, RESUME_SETTINGS, seed=5, checkpoint_path=path)
+    _assert_same_weights(uninterrupted[0], model)
+    assert history == uninterrupted[2]
 
 
 def test_latent_flow_normalises_and_learns_a_known_density():

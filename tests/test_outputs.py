@@ -59,6 +59,48 @@ def test_failed_write_leaves_no_file_and_keeps_previous(tmp_path, record, monkey
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
+def test_sigkill_mid_write_leaves_the_previous_file(tmp_path):
+    """kill -9 while a Parquet file is half written (no Python cleanup runs): the output path still holds
+    the previous complete file, or nothing."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+
+    path = tmp_path / "catalog.parquet"
+    child = textwrap.dedent(
+        f"""
+        import os, signal
+        import pyarrow.parquet as pq
+        from latentsky import outputs
+        def write_half_then_die(table, where, **kw):
+            with open(where, "wb") as fh:
+                fh.write(b"PAR1 half a row group")
+                fh.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        if os.environ.get("DIE"):
+            pq.write_table = write_half_then_die
+        import pandas as pd
+        outputs.write_parquet(pd.DataFrame({{"x": [float(os.environ.get("X", 1))]}}), {str(path)!r}, {{"rule": "t"}})
+        """
+    )
+    subprocess.run([sys.executable, "-c", child], check=True)
+    before = path.read_bytes()
+    died = subprocess.run([sys.executable, "-c", child], env={**os.environ, "DIE": "1", "X": "2"})
+    assert died.returncode == -signal.SIGKILL
+    assert path.read_bytes() == before and pq.read_table(path).column("x").to_pylist() == [1.0]
+    # The dead writer's temporary file is left beside it (nothing ran to remove it) — never at the path.
+    assert [p.name.startswith(".catalog.parquet.") for p in tmp_path.iterdir() if p != path] == [True]
+
+
+def test_source_date_epoch_fixes_the_creation_time(tmp_path, monkeypatch):
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1767225600")
+    assert build_record(rule="t")["created_utc"] == "2026-01-01T00:00:00+00:00"
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "yesterday")
+    with pytest.raises(ValueError, match="SOURCE_DATE_EPOCH must be an integer"):
+        build_record(rule="t")
+
+
 def test_json_png_hdf5_checkpoint_carry_the_record(tmp_path, record):
     import h5py
     import matplotlib

@@ -3,55 +3,47 @@
 from __future__ import annotations
 
 import json
-import shutil
+import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_DATA
+from conftest import SHARED_DATA, prepare_tiny_workdir, run_snakemake
 
 from latentsky.audit import audit
+from latentsky.determinism import compare_parquet_trees
 from latentsky.distance_posterior import NO_POSTERIOR, DistanceFlag
 from latentsky.outputs import read_provenance
+from latentsky.provenance import without_volatile
 from latentsky.release import read_manifest
 
 pytestmark = pytest.mark.workflow
 
-WORKFLOW_FILES = ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles")
-
-
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        # Targets and options first: --configfile takes every following word as another config file.
-        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", "tiny.yaml"],
-        cwd=workdir,
-        capture_output=True,
-        text=True,
-    )
-    if proc.returncode != 0:
-        raise AssertionError(
-            f"snakemake {' '.join(args)} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
-        )
-    return proc
-
 
 @pytest.fixture(scope="module")
-def workflow_run(tmp_path_factory, repo_root):
-    workdir = tmp_path_factory.mktemp("workflow")
-    for name in WORKFLOW_FILES:
-        src = repo_root / name
-        (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
-    shutil.copy2(repo_root / "tests/config/tiny.yaml", workdir / "tiny.yaml")
-    shutil.copy2(repo_root / "tests/config/generation_times.csv", workdir / "generation_times.csv")
-    # The default config finds the authors' tables at ../shared beside the checkout; the copy is elsewhere.
-    with open(workdir / "tiny.yaml", "a") as fh:
-        fh.write(f"crossmatch:\n  published_tables: {SHARED_DATA / 'ogle3_gaiadr2_xmatch'}\n")
-    run_snakemake(workdir)
-    return workdir
+def workflow_run(tiny_run):
+    return tiny_run
+
+
+def test_a_second_run_gives_identical_data(tmp_path, repo_root, tiny_results):
+    """Determinism (latentsky.determinism): the same config, run again from scratch elsewhere, gives the
+    same Parquet data and metrics; only provenance (times, host, hashes of files embedding them) differs."""
+    again = prepare_tiny_workdir(tmp_path, repo_root)
+    run_snakemake(again)
+    result = compare_parquet_trees(tiny_results, again / "results")
+    assert result.compared >= 30
+    assert not result.mismatches, result.mismatches
+    # …and the provenance does differ in exactly the volatile keys, so the comparison is not vacuous.
+    a = read_provenance(tiny_results / "catalogs/bgs_probability.parquet")
+    b = read_provenance(again / "results/catalogs/bgs_probability.parquet")
+    assert without_volatile(a)["config_sha256"] == without_volatile(b)["config_sha256"]
+    assert a["created_utc"] != b["created_utc"]
 
 
 def test_default_target_builds_release(workflow_run):
@@ -198,6 +190,48 @@ def test_flow_beats_inverse_parallax_on_the_simulation(workflow_run):
     }
     assert abs(sum(metrics["table1"]["snr_fractions_model"].values()) - 1) < 1e-9
     assert {r["method"] for r in metrics["cluster"]["rows"]} == {"inverse_parallax", "edsd_prior", "flow"}
+
+
+def test_kill_9_mid_job_leaves_no_file_and_the_rerun_is_byte_identical(workflow_run):
+    """SIGKILL to the whole Snakemake process group (a node dying) while a catalog partition is computed:
+    nothing at the output path; the rerun writes the same bytes as an uninterrupted run. Provenance times
+    come from SOURCE_DATE_EPOCH, so byte identity is a fair test."""
+    target = workflow_run / "results/catalogs/distances/dataset/Norder=0/Dir=0/Npix=7.parquet"
+    env = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}
+    command = [sys.executable, "-m", "snakemake", str(target.relative_to(workflow_run)), "--cores", "1",
+               "--forcerun", "distance_catalog_partition", "--configfile", "tiny.yaml"]  # fmt: skip
+    subprocess.run(command, cwd=workflow_run, env=env, check=True, capture_output=True)
+    reference = target.read_bytes()
+
+    proc = subprocess.Popen(
+        command, cwd=workflow_run, env=env, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while not _job_script_running("distance_catalog_partition.py") and proc.poll() is None:
+        assert time.monotonic() < deadline, "the partition job never started"
+        time.sleep(0.05)
+    time.sleep(1.0)  # inside the job: reading the partition, loading the flow, computing posteriors
+    os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.wait() == -signal.SIGKILL, "the job finished before it could be killed"
+    while _job_script_running("distance_catalog_partition.py"):
+        time.sleep(0.05)
+    assert not target.exists()  # Snakemake removed the old file first; the killed job left none
+    rerun = [*command[:4], "--rerun-incomplete", *command[4:]]
+    subprocess.run(rerun, cwd=workflow_run, env=env, check=True, capture_output=True)
+    assert target.read_bytes() == reference
+    run_snakemake(workflow_run)  # the release manifest follows the new file
+
+
+def _job_script_running(script: str) -> bool:
+    """Whether a process runs Snakemake's copy of a rule script (``…/tmpXXXX.<script>``)."""
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if script in cmdline.read_bytes().decode(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def test_one_partition_regenerates_alone_and_audits(workflow_run):

@@ -13,6 +13,10 @@ the ``spender`` package (Melchior et al. 2022; Liang et al. 2023).
   the consistency loss between each spectrum and an augmented copy — redshifted to a new z drawn in
   [0, z_max] (resampled on the observed grid, pixels moved off the grid get zero weight) with added noise
   (``spender.loss``, which the authors' training scripts use the same way).
+* **Resume.** With ``checkpoint_path``, the trainer writes a resume file (model, optimiser, schedule, the
+  augmentation generator's state, history) atomically after every epoch; a job killed by SIGTERM or SLURM
+  preemption and started again continues from the last completed epoch and reaches the same weights as an
+  uninterrupted run (batch order and augmentation draws depend only on the seed and the epoch).
 * **Files.** Models are written in spender's own layout (``{"model": state_dict, "losses": ...}``, read by
   ``spender.load_model(path, instrument)``) with latentsky's checkpoint keys and provenance beside it, so
   a published spender model file can stand in for ours (:func:`load_autoencoder`).
@@ -20,6 +24,8 @@ the ``spender`` package (Melchior et al. 2022; Liang et al. 2023).
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
@@ -29,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from latentsky.checkpoints import load_checkpoint, run_key, save_checkpoint
 from latentsky.config import dataclass_from_dict
 from latentsky.outputs import atomic_output
 
@@ -43,6 +50,7 @@ __all__ = [
     "SpectraTensors",
     "spectra_tensors",
     "table_tensors",
+    "tensors_digest",
     "encode_spectra",
     "fidelity",
     "save_autoencoder",
@@ -54,6 +62,8 @@ __all__ = [
 ]
 
 _FORMAT = "latentsky-checkpoint-v1"
+_RESUME_KIND = "spender-autoencoder-resume"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -219,6 +229,14 @@ def table_tensors(frame, bin_factor: int, device: str | torch.device = "cpu") ->
     )
 
 
+def tensors_digest(data: SpectraTensors) -> str:
+    """sha256 of the spectra, weights and redshifts (a resume file from other data is ignored)."""
+    h = hashlib.sha256()
+    for t in (data.spec, data.w, data.z):
+        h.update(t.detach().cpu().numpy().tobytes())
+    return h.hexdigest()
+
+
 def _epoch_loss(model, instrument, data: SpectraTensors, batch_size: int) -> float:
     with torch.no_grad():
         total = 0.0
@@ -236,9 +254,14 @@ def train_autoencoder(
     seed: int,
     device: str | torch.device = "cpu",
     progress: Callable[[int, str, float], None] | None = None,
+    checkpoint_path: str | os.PathLike | None = None,
+    checkpoint_record: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any, list[dict[str, float]]]:
     """Train phase 1 then phase 2 (module docstring). Returns (model, instrument, history rows with
-    ``epoch``, ``phase``, ``train_loss`` (phase objective per spectrum) and ``val_fidelity``)."""
+    ``epoch``, ``phase``, ``train_loss`` (phase objective per spectrum) and ``val_fidelity``).
+
+    ``checkpoint_path``: resume file written after every epoch (with ``checkpoint_record`` as its
+    provenance) and continued from when it belongs to this run (same settings, seed and data)."""
     from spender.loss import LossConfig, consistency_loss, similarity_restframe_loss
 
     torch.manual_seed(seed)
@@ -256,49 +279,77 @@ def train_autoencoder(
         else None
     )
     loss_config = LossConfig(similarity_amp=settings.similarity_amp, consistency_amp=settings.consistency_amp)
-    history = []
-    schedule = [("fidelity", settings.epochs_phase1), ("full", settings.epochs_phase2)]
-    epoch = 0
-    for phase, n_epochs in schedule:
-        for _ in range(n_epochs):
-            order = np.random.default_rng([seed, epoch]).permutation(len(train))
-            model.train()
-            total = 0.0
-            for start in range(0, len(order), settings.batch_size):
-                idx = order[start : start + settings.batch_size]
-                if len(idx) < 2:
-                    continue
-                b = train.index(idx)
-                s = model.encode(b.spec)
-                loss = model.loss(b.spec, b.w, instrument, z=b.z, s=s)
-                if phase == "full":
-                    spec_a, w_a, z_a = augment_redshift(
-                        b.spec, b.w, b.z, instrument.wave_obs, settings.z_max, settings.noise_scale, gen
-                    )
-                    s_a = model.encode(spec_a)
-                    loss = (
-                        loss
-                        + model.loss(spec_a, w_a, instrument, z=z_a, s=s_a)
-                        + settings.similarity_amp * similarity_restframe_loss(model, s, config=loss_config)
-                        + settings.consistency_amp * consistency_loss(s, s_a)
-                    )
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                total += float(loss.detach())
-            model.eval()
-            epoch += 1
-            row = {
-                "epoch": float(epoch),
-                "phase": phase,
-                "train_loss": total / max(len(train), 1),
-                "val_fidelity": _epoch_loss(model, instrument, val, settings.batch_size),
+    history: list[dict[str, Any]] = []
+    phases = ["fidelity"] * settings.epochs_phase1 + ["full"] * settings.epochs_phase2
+    key = run_key(settings=asdict(settings), seed=seed, data=[tensors_digest(train), tensors_digest(val)])
+    start_epoch = 0
+    if checkpoint_path is not None and Path(checkpoint_path).is_file():
+        state, _ = load_checkpoint(checkpoint_path, map_location=str(device))
+        if state.get("kind") == _RESUME_KIND and state.get("run_key") == key:
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            gen.set_state(state["generator"].cpu() if gen.device.type == "cpu" else state["generator"])
+            history = list(state["history"])
+            start_epoch = int(state["epoch"])
+            log.info("resumed from %s after epoch %d of %d", checkpoint_path, start_epoch, len(phases))
+        else:
+            log.info(
+                "%s belongs to another run (settings, seed or data differ); starting afresh", checkpoint_path
+            )
+    for epoch, phase in enumerate(phases):
+        if epoch < start_epoch:
+            continue
+        order = np.random.default_rng([seed, epoch]).permutation(len(train))
+        model.train()
+        total = 0.0
+        for start in range(0, len(order), settings.batch_size):
+            idx = order[start : start + settings.batch_size]
+            if len(idx) < 2:
+                continue
+            b = train.index(idx)
+            s = model.encode(b.spec)
+            loss = model.loss(b.spec, b.w, instrument, z=b.z, s=s)
+            if phase == "full":
+                spec_a, w_a, z_a = augment_redshift(
+                    b.spec, b.w, b.z, instrument.wave_obs, settings.z_max, settings.noise_scale, gen
+                )
+                s_a = model.encode(spec_a)
+                loss = (
+                    loss
+                    + model.loss(spec_a, w_a, instrument, z=z_a, s=s_a)
+                    + settings.similarity_amp * similarity_restframe_loss(model, s, config=loss_config)
+                    + settings.consistency_amp * consistency_loss(s, s_a)
+                )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            total += float(loss.detach())
+        model.eval()
+        row = {
+            "epoch": float(epoch + 1),
+            "phase": phase,
+            "train_loss": total / max(len(train), 1),
+            "val_fidelity": _epoch_loss(model, instrument, val, settings.batch_size),
+        }
+        history.append(row)
+        if checkpoint_path is not None:
+            resume_state = {
+                "kind": _RESUME_KIND,
+                "run_key": key,
+                "epoch": epoch + 1,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else {},
+                "generator": gen.get_state(),
+                "history": list(history),
             }
-            history.append(row)
-            if progress is not None:
-                progress(epoch, phase, row["val_fidelity"])
+            save_checkpoint(resume_state, checkpoint_path, checkpoint_record or {})
+        if progress is not None:
+            progress(epoch + 1, phase, row["val_fidelity"])
     return model.eval(), instrument, history
 
 

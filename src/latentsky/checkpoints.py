@@ -7,6 +7,8 @@ while saving (SLURM preemption, SIGTERM) leaves the previous checkpoint intact a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,3 +46,9 @@ def load_checkpoint(
 
 def read_checkpoint_provenance(path: str | os.PathLike) -> dict[str, Any]:
     return load_checkpoint(path)[1]
+
+
+def run_key(**identity: Any) -> str:
+    """The identity of a training run (settings, seed, data digests… as JSON-serialisable keywords): a resume
+    file whose key differs belongs to another run and is ignored."""
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()

@@ -25,8 +25,6 @@ round number), so a run resumed from a checkpoint rebuilds them exactly and cont
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,6 +32,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 import torch
 
+from latentsky import checkpoints
 from latentsky.cmd_flow import CMDFlow, FlowArchitecture
 from latentsky.distance_posterior import Stars, absolute_cmd, flow_log_prob, iterate_dust
 from latentsky.dust import DustSource
@@ -282,8 +281,7 @@ class CMDFlowTrainer:
 
 def run_key(settings: TrainingSettings, seed: int, input_digests: list[str]) -> str:
     """Identity of a run: a resume file from another run (other settings, seed or data) is ignored."""
-    blob = json.dumps({"settings": settings.as_dict(), "seed": seed, "inputs": input_digests}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return checkpoints.run_key(settings=settings.as_dict(), seed=seed, inputs=input_digests)
 
 
 def trainer_checkpoint_state(trainer: CMDFlowTrainer, state: TrainerState, key: str) -> dict:

@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import hashlib
-import json
 import logging
 import math
 import os
@@ -35,6 +34,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from latentsky import checkpoints
 from latentsky.checkpoints import load_checkpoint, save_checkpoint
 from latentsky.pelsvae import (
     PHYSICS_COLUMNS,
@@ -90,11 +90,7 @@ def data_digest(frame: pd.DataFrame | None) -> str:
 
 def run_key(config: PelsVaeConfig, seed: int, epochs: int, digests: list[str]) -> str:
     """Identity of a run: a resume file from another run (config, seed, epochs or data) is ignored."""
-    blob = json.dumps(
-        {"config": config.as_dict(), "seed": int(seed), "epochs": int(epochs), "data": digests},
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode()).hexdigest()
+    return checkpoints.run_key(config=config.as_dict(), seed=int(seed), epochs=int(epochs), data=digests)
 
 
 @contextlib.contextmanager

@@ -51,6 +51,23 @@ VOLATILE_KEYS = ("created_utc", "host", "runtime")
 _HASH_CHUNK = 1 << 22
 
 
+def creation_time() -> str:
+    """UTC creation time for a record (ISO 8601, seconds): now, or ``SOURCE_DATE_EPOCH`` when set — the
+    reproducible-builds convention (https://reproducible-builds.org/specs/source-date-epoch/), with which
+    a rerun of a job writes a byte-identical file."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if epoch is not None:
+        try:
+            moment = _dt.datetime.fromtimestamp(int(epoch), _dt.timezone.utc)
+        except ValueError as exc:
+            raise ValueError(
+                f"SOURCE_DATE_EPOCH must be an integer (seconds since 1970), not {epoch!r}"
+            ) from exc
+    else:
+        moment = _dt.datetime.now(_dt.timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
 def sha256_file(path: str | os.PathLike) -> str:
     """Hex sha256 of a file's bytes, read in 4 MiB chunks."""
     digest = hashlib.sha256()
@@ -183,7 +200,7 @@ def build_record(
         "seed": seed,
         "device": device,
         "host": platform.node(),
-        "created_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": creation_time(),
     }
     if extra:
         record["extra"] = json.loads(canonical_json(dict(extra)))
