@@ -4,8 +4,9 @@
 partitions ``ci-cpu`` and ``ci-gpu``, one fake GPU) and runs this module with ``LATENTSKY_SLURM_STATE``
 pointing at the cluster's state directory. Without a cluster the tests are skipped, saying why.
 
-The profile is edited as a user would edit it — the lines marked EDIT: partition names, the account (this
-cluster has no accounting, so ``slurm-no-account``) — and nothing else. The checks: every job went
+The profile is edited as a user would edit it — the lines marked EDIT: partition names, CPU cores per GPU,
+the account (this cluster has no accounting, so ``slurm-no-account`` and ``squeue`` for job states) — and
+nothing else but the status-poll interval. The checks: every job went
 through sbatch (``scontrol show job`` records, kept for an hour by MinJobAge, with the rule in the job's
 comment), GPU rules ran on the GPU partition with a GPU in their TRES, CPU rules on the CPU partition, and
 every Parquet output's data equal a local run's (provenance excluded, :mod:`latentsky.determinism`).
@@ -38,6 +39,9 @@ def user_edited_profile(src: Path, dest: Path) -> Path:
     text = (src / "config.yaml").read_text()
     text = text.replace('slurm_partition: "cpu"', f'slurm_partition: "{CPU_PARTITION}"')
     text = text.replace('slurm_partition: "gpu"', f'slurm_partition: "{GPU_PARTITION}"')
+    # This node has os.cpu_count() cores and one GPU.
+    text, n_gpu = re.subn(r"cpus_per_gpu: \d+", f"cpus_per_gpu: {os.cpu_count()}", text)
+    assert n_gpu == len(GPU_RULES), "every GPU rule has a cpus_per_gpu line in the profile"
     text, n = re.subn(r"^\s*slurm_account: .*\n", "", text, flags=re.M)
     assert n == 1, "the profile's slurm_account line moved; update this test with the README"
     # No accounting database on this cluster: no account, and job states from squeue (MinJobAge 1 h).

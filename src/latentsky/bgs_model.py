@@ -421,8 +421,12 @@ def autoencoder_settings(path: str | os.PathLike) -> SpenderSettings | None:
 # ---------------------------------------------------------------------------------------------------------
 
 
-def build_flow(latents: np.ndarray, hidden_features: int = 64, num_transforms: int = 5):
-    """``spender.NeuralDensityEstimator`` (a MAF) initialised around the latents' range."""
+def build_flow(latents: np.ndarray, hidden_features: int = 64, num_transforms: int = 5, seed: int = 0):
+    """``spender.NeuralDensityEstimator`` (a MAF) initialised around the latents' range.
+
+    spender's ``build_maf`` draws the flow's initial shift with ``np.random.uniform`` from numpy's global
+    generator: it is seeded from ``seed`` here (and restored afterwards), or two runs would start — and
+    end — at different flows. ``torch.manual_seed`` covers the network weights and permutations."""
     from spender import NeuralDensityEstimator
 
     lo, hi = np.percentile(latents, [16, 84], axis=0)
@@ -430,12 +434,17 @@ def build_flow(latents: np.ndarray, hidden_features: int = 64, num_transforms: i
         "bounds": [[float(a), float(b)] for a, b in zip(lo, hi, strict=True)],
         "std": [float(v) for v in np.maximum(latents.std(axis=0), 1e-3)],
     }
-    return NeuralDensityEstimator(
-        dim=latents.shape[1],
-        initial_pos=initial_pos,
-        hidden_features=hidden_features,
-        num_transforms=num_transforms,
-    )
+    saved = np.random.get_state()  # noqa: NPY002 - spender draws from the legacy global generator
+    np.random.seed(int(np.random.default_rng([seed, 11]).integers(2**32)))  # noqa: NPY002
+    try:
+        return NeuralDensityEstimator(
+            dim=latents.shape[1],
+            initial_pos=initial_pos,
+            hidden_features=hidden_features,
+            num_transforms=num_transforms,
+        )
+    finally:
+        np.random.set_state(saved)  # noqa: NPY002
 
 
 def train_flow(
@@ -451,7 +460,7 @@ def train_flow(
 ) -> tuple[Any, list[dict[str, float]]]:
     """Fit the flow by maximum likelihood; returns (flow in eval mode, per-epoch mean −log p rows)."""
     torch.manual_seed(seed)
-    flow = build_flow(latents, hidden_features, num_transforms)
+    flow = build_flow(latents, hidden_features, num_transforms, seed)
     x = torch.as_tensor(np.asarray(latents, dtype=np.float32))
     xv = torch.as_tensor(np.asarray(val_latents, dtype=np.float32))
     optimizer = torch.optim.Adam(flow.parameters(), lr=lr)

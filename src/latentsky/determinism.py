@@ -7,6 +7,8 @@ What is compared, and what is not (explicitly):
   input hashes of files that themselves embed times), which differs between runs by nature; the data
   must not.
 * **JSON** (metrics): the document less its top-level ``"provenance"`` key.
+* **The release manifest** (``release/manifest.parquet``): every column but ``sha256`` — the hashes are of
+  files that embed their provenance, so they differ whenever the provenance does (:data:`VOLATILE_COLUMNS`).
 
 Everything else — figures (PNG text chunks carry provenance, and matplotlib's output may differ across
 versions), HDF5, checkpoints — is left out: their numbers are checked through the Parquet and JSON files
@@ -24,7 +26,16 @@ import pyarrow.parquet as pq
 
 from latentsky.outputs import JSON_KEY
 
-__all__ = ["TreeComparison", "compare_parquet_trees", "parquet_data_equal", "json_data_equal"]
+__all__ = [
+    "VOLATILE_COLUMNS",
+    "TreeComparison",
+    "compare_parquet_trees",
+    "parquet_data_equal",
+    "json_data_equal",
+]
+
+#: Columns left out of the comparison, by file name: values derived from provenance-bearing bytes.
+VOLATILE_COLUMNS = {"manifest.parquet": ("sha256",)}
 
 
 @dataclass
@@ -39,6 +50,8 @@ def parquet_data_equal(a: str | os.PathLike, b: str | os.PathLike) -> str | None
     """None when the two Parquet files hold the same data (metadata ignored), else what differs."""
     ta = pq.read_table(a).replace_schema_metadata(None)
     tb = pq.read_table(b).replace_schema_metadata(None)
+    volatile = [c for c in VOLATILE_COLUMNS.get(Path(a).name, ()) if c in ta.column_names]
+    ta, tb = ta.drop_columns(volatile), tb.drop_columns([c for c in volatile if c in tb.column_names])
     if ta.schema != tb.schema:
         return f"schema differs: {ta.schema} vs {tb.schema}"
     if ta.num_rows != tb.num_rows:

@@ -145,6 +145,10 @@ def fit_latent_regressors(
     for name in names:
         model = make_regressor(name, seed, n_jobs)
         model.fit(train.X, train.Y)
+        if "randomforestregressor" in model.named_steps:
+            # Predict on one thread: with n_jobs > 1 scikit-learn sums the trees' predictions in the
+            # order the threads finish, so the last bits of every prediction change from run to run.
+            model.set_params(randomforestregressor__n_jobs=1)
         fitted[name] = model
         scores[name] = rmse(val.Y, model.predict(val.X))
     return fitted, scores
