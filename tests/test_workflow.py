@@ -217,8 +217,13 @@ def test_kill_9_mid_job_leaves_no_file_and_the_rerun_is_byte_identical(workflow_
     while _job_script_running("distance_catalog_partition.py"):
         time.sleep(0.05)
     assert not target.exists()  # Snakemake removed the old file first; the killed job left none
-    rerun = [*command[:4], "--rerun-incomplete", *command[4:]]
-    subprocess.run(rerun, cwd=workflow_run, env=env, check=True, capture_output=True)
+    # What a user does after a node died: release the dead run's lock, rerun what it left incomplete.
+    unlock = subprocess.run([*command[:3], "--unlock", *command[-2:]], cwd=workflow_run, capture_output=True)
+    assert unlock.returncode == 0, unlock.stderr[-3000:]
+    rerun = subprocess.run(
+        [*command[:4], "--rerun-incomplete", *command[4:]], cwd=workflow_run, env=env, capture_output=True
+    )
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert target.read_bytes() == reference
     run_snakemake(workflow_run)  # the release manifest follows the new file
 
