@@ -31,7 +31,7 @@ def workflow_run(tiny_run):
     return tiny_run
 
 
-def test_a_second_run_gives_identical_data(tmp_path, repo_root, tiny_results):
+def test_a_second_run_gives_identical_data(tmp_path, repo_root, tiny_results, capsys):
     """Determinism (latentsky.determinism): the same config, run again from scratch elsewhere, gives the
     same Parquet data and metrics; only provenance (times, host, hashes of files embedding them) differs."""
     again = prepare_tiny_workdir(tmp_path, repo_root)
@@ -44,6 +44,17 @@ def test_a_second_run_gives_identical_data(tmp_path, repo_root, tiny_results):
     b = read_provenance(again / "results/catalogs/bgs_probability.parquet")
     assert without_volatile(a)["config_sha256"] == without_volatile(b)["config_sha256"]
     assert a["created_utc"] != b["created_utc"]
+    # The same check as a user runs it: `latentsky compare-runs A B` (exit 0), and a changed value in one
+    # table of B makes it exit 1 naming that file.
+    from latentsky.cli import main
+
+    assert main(["compare-runs", str(tiny_results), str(again / "results")]) == 0
+    path = again / "results/catalogs/bgs_probability.parquet"
+    table = pd.read_parquet(path)
+    table.loc[table["has_probability"].idxmax(), "log_p_galaxy"] += 1e-6
+    table.to_parquet(path)
+    assert main(["compare-runs", str(tiny_results), str(again / "results")]) == 1
+    assert "DIFFERS catalogs/bgs_probability.parquet" in capsys.readouterr().out
 
 
 def test_default_target_builds_release(workflow_run):

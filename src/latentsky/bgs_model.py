@@ -41,6 +41,8 @@ from latentsky.outputs import atomic_output
 
 __all__ = [
     "SpenderSettings",
+    "PRECISIONS",
+    "resolve_precision",
     "binned_instrument",
     "bin_spectra",
     "restframe_grid",
@@ -62,6 +64,8 @@ __all__ = [
 ]
 
 _FORMAT = "latentsky-checkpoint-v1"
+#: Values of ``bgs.autoencoder.precision``.
+PRECISIONS = ("fp32", "bf16", "auto")
 _RESUME_KIND = "spender-autoencoder-resume"
 log = logging.getLogger(__name__)
 
@@ -81,7 +85,17 @@ class SpenderSettings:
     lr_schedule : ``"onecycle"`` (warm up to ``lr`` over the first 30 % of all steps of both phases, then
         cosine annealing: what lets a short CPU run converge) or ``"constant"``.
     similarity_amp, consistency_amp : weights of the phase-2 losses (spender's LossConfig defaults).
+    similarity_space : where the similarity loss measures how alike two spectra are: ``"data"`` — the
+        observed spectra resampled to the restframe, weighted by their noise (paper 003 Sec. 3.1: "spectra
+        that are close in data space are also close in latent space"; ``spender.loss.similarity_loss``),
+        or ``"restframe"`` — the decoded restframe spectra (``similarity_restframe_loss``, what spender's
+        ``get_losses`` uses). Only the data-space form can push apart spectra the decoder cannot yet
+        reproduce, such as rare quasars.
     noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ.
+    precision : ``"fp32"``; ``"bf16"`` (mixed precision: convolutions and matrix products of the training
+        passes in bfloat16 under ``torch.autocast``, weights, optimiser and losses in float32 — the
+        standard GPU recipe, and 2–3× faster on CPUs with AMX/AVX-512 BF16); ``"auto"``: bf16 where the
+        device computes it natively (:func:`resolve_precision`), else fp32. Scoring is always float32.
     """
 
     n_latent: int = 6
@@ -96,6 +110,8 @@ class SpenderSettings:
     similarity_amp: float = 3.0
     consistency_amp: float = 1.0
     noise_scale: float = 1.0
+    similarity_space: str = "data"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if self.n_latent < 1 or self.bin_factor < 1 or self.batch_size < 2:
@@ -106,11 +122,36 @@ class SpenderSettings:
             raise ValueError(
                 f"bgs.autoencoder.lr_schedule must be 'onecycle' or 'constant', not {self.lr_schedule!r}"
             )
+        if self.similarity_space not in ("data", "restframe"):
+            raise ValueError(
+                "bgs.autoencoder.similarity_space must be 'data' or 'restframe', "
+                f"not {self.similarity_space!r}"
+            )
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"bgs.autoencoder.precision must be one of {PRECISIONS}, not {self.precision!r}")
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SpenderSettings:
         """From the ``bgs.autoencoder`` config block; unknown keys are an error naming them."""
         return dataclass_from_dict(cls, d, "bgs.autoencoder")
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``"fp32"`` or ``"bf16"`` for a ``precision`` setting on ``device``. ``"auto"`` takes bf16 only where
+    the hardware has bfloat16 arithmetic: a CUDA device that supports it (Ampere and newer), or a CPU with
+    AMX tiles or AVX-512 BF16 (elsewhere oneDNN emulates bf16 and it is slower than float32)."""
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        native = (
+            getattr(torch.cpu, name, lambda: False)()
+            for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        )
+        return "bf16" if any(native) else "fp32"
+    return "fp32"
 
 
 def _desi_wave() -> torch.Tensor:
@@ -258,11 +299,12 @@ def train_autoencoder(
     checkpoint_record: Mapping[str, Any] | None = None,
 ) -> tuple[Any, Any, list[dict[str, float]]]:
     """Train phase 1 then phase 2 (module docstring). Returns (model, instrument, history rows with
-    ``epoch``, ``phase``, ``train_loss`` (phase objective per spectrum) and ``val_fidelity``).
+    ``epoch``, ``phase``, ``train_loss`` (phase objective per spectrum), ``val_fidelity`` and the
+    ``precision`` the passes ran in).
 
     ``checkpoint_path``: resume file written after every epoch (with ``checkpoint_record`` as its
     provenance) and continued from when it belongs to this run (same settings, seed and data)."""
-    from spender.loss import LossConfig, consistency_loss, similarity_restframe_loss
+    from spender.loss import LossConfig, consistency_loss, similarity_loss, similarity_restframe_loss
 
     torch.manual_seed(seed)
     model, instrument = build_autoencoder(settings)
@@ -278,7 +320,18 @@ def train_autoencoder(
         if settings.lr_schedule == "onecycle" and total_steps > 0
         else None
     )
+    precision = resolve_precision(settings.precision, device)
+    autocast = torch.autocast(
+        device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16"
+    )
+    log.info("training in %s (precision setting %r)", precision, settings.precision)
     loss_config = LossConfig(similarity_amp=settings.similarity_amp, consistency_amp=settings.consistency_amp)
+
+    def similarity(b: SpectraTensors, s: torch.Tensor) -> torch.Tensor:
+        if settings.similarity_space == "data":
+            return similarity_loss(instrument, model, b.spec, b.w, b.z, s, config=loss_config)
+        return similarity_restframe_loss(model, s, config=loss_config)
+
     history: list[dict[str, Any]] = []
     phases = ["fidelity"] * settings.epochs_phase1 + ["full"] * settings.epochs_phase2
     key = run_key(settings=asdict(settings), seed=seed, data=[tensors_digest(train), tensors_digest(val)])
@@ -309,19 +362,22 @@ def train_autoencoder(
             if len(idx) < 2:
                 continue
             b = train.index(idx)
-            s = model.encode(b.spec)
-            loss = model.loss(b.spec, b.w, instrument, z=b.z, s=s)
-            if phase == "full":
+            if phase == "full":  # the augmented copies are made in float32, outside autocast
                 spec_a, w_a, z_a = augment_redshift(
                     b.spec, b.w, b.z, instrument.wave_obs, settings.z_max, settings.noise_scale, gen
                 )
-                s_a = model.encode(spec_a)
-                loss = (
-                    loss
-                    + model.loss(spec_a, w_a, instrument, z=z_a, s=s_a)
-                    + settings.similarity_amp * similarity_restframe_loss(model, s, config=loss_config)
-                    + settings.consistency_amp * consistency_loss(s, s_a)
-                )
+            with autocast:
+                s = model.encode(b.spec)
+                loss = model.loss(b.spec, b.w, instrument, z=b.z, s=s)
+                if phase == "full":
+                    s_a = model.encode(spec_a)
+                    loss = (
+                        loss
+                        + model.loss(spec_a, w_a, instrument, z=z_a, s=s_a)
+                        + settings.similarity_amp * similarity(b, s)
+                        + settings.consistency_amp * consistency_loss(s, s_a)
+                    )
+            loss = loss.float()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -334,6 +390,7 @@ def train_autoencoder(
             "phase": phase,
             "train_loss": total / max(len(train), 1),
             "val_fidelity": _epoch_loss(model, instrument, val, settings.batch_size),
+            "precision": precision,
         }
         history.append(row)
         if checkpoint_path is not None:

@@ -338,6 +338,19 @@ def _cmd_benchmark_pelsvae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_compare_runs(args: argparse.Namespace) -> int:
+    from latentsky.determinism import compare_parquet_trees
+
+    result = compare_parquet_trees(args.a, args.b)
+    for path, why in sorted(result.mismatches.items()):
+        print(f"DIFFERS {path}: {why}")
+    print(
+        f"{result.compared} Parquet/JSON files compared, {len(result.mismatches)} differ "
+        "(key-value metadata, JSON provenance and manifest sha256 left out)"
+    )
+    return 0 if result.compared and not result.mismatches else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="latentsky",
@@ -476,6 +489,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", required=True, help="output Parquet file")
     p.set_defaults(func=_cmd_score_desi)
+
+    p = sub.add_parser(
+        "compare-runs",
+        help="do two results/ trees hold the same data? (exit 1 if not)",
+        description="Compares every Parquet and JSON file under A with the one at the same path under B: table "
+        "data without key-value metadata, JSON without its provenance key, the release manifest without "
+        "its sha256 column (those hold creation times and hashes of bytes that embed them). A file in one "
+        "tree only differs.",
+    )
+    p.add_argument("a", help="a results/ directory")
+    p.add_argument("b", help="another results/ directory")
+    p.set_defaults(func=_cmd_compare_runs)
     return parser
 
 
