@@ -17,6 +17,7 @@ import pytest
 from conftest import SHARED_DATA, prepare_tiny_workdir, run_snakemake
 
 from latentsky.audit import audit
+from latentsky.cli import main
 from latentsky.determinism import compare_parquet_trees
 from latentsky.distance_posterior import NO_POSTERIOR, DistanceFlag
 from latentsky.outputs import read_provenance
@@ -46,8 +47,6 @@ def test_a_second_run_gives_identical_data(tmp_path, repo_root, tiny_results, ca
     assert a["created_utc"] != b["created_utc"]
     # The same check as a user runs it: `latentsky compare-runs A B` (exit 0), and a changed value in one
     # table of B makes it exit 1 naming that file.
-    from latentsky.cli import main
-
     assert main(["compare-runs", str(tiny_results), str(again / "results")]) == 0
     path = again / "results/catalogs/bgs_probability.parquet"
     table = pd.read_parquet(path)

@@ -42,6 +42,7 @@ from latentsky.outputs import atomic_output
 __all__ = [
     "SpenderSettings",
     "PRECISIONS",
+    "SIMILARITY_SPACES",
     "resolve_precision",
     "binned_instrument",
     "bin_spectra",
@@ -66,6 +67,8 @@ __all__ = [
 _FORMAT = "latentsky-checkpoint-v1"
 #: Values of ``bgs.autoencoder.precision``.
 PRECISIONS = ("fp32", "bf16", "auto")
+#: Values of ``bgs.autoencoder.similarity_space``.
+SIMILARITY_SPACES = ("data", "restframe")
 _RESUME_KIND = "spender-autoencoder-resume"
 log = logging.getLogger(__name__)
 
@@ -89,12 +92,11 @@ class SpenderSettings:
         observed spectra resampled to the restframe, weighted by their noise (paper 003 Sec. 3.1: "spectra
         that are close in data space are also close in latent space"; ``spender.loss.similarity_loss``),
         or ``"restframe"`` — the decoded restframe spectra (``similarity_restframe_loss``, what spender's
-        ``get_losses`` uses). Only the data-space form can push apart spectra the decoder cannot yet
-        reproduce, such as rare quasars.
+        ``get_losses`` uses). Only the data-space form sees spectra the decoder cannot yet reproduce.
     noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ.
     precision : ``"fp32"``; ``"bf16"`` (mixed precision: convolutions and matrix products of the training
         passes in bfloat16 under ``torch.autocast``, weights, optimiser and losses in float32 — the
-        standard GPU recipe, and 2–3× faster on CPUs with AMX/AVX-512 BF16); ``"auto"``: bf16 where the
+        standard GPU recipe; the demo's training is 1.7× faster on a CPU with AMX); ``"auto"``: bf16 where the
         device computes it natively (:func:`resolve_precision`), else fp32. Scoring is always float32.
     """
 
@@ -122,9 +124,9 @@ class SpenderSettings:
             raise ValueError(
                 f"bgs.autoencoder.lr_schedule must be 'onecycle' or 'constant', not {self.lr_schedule!r}"
             )
-        if self.similarity_space not in ("data", "restframe"):
+        if self.similarity_space not in SIMILARITY_SPACES:
             raise ValueError(
-                "bgs.autoencoder.similarity_space must be 'data' or 'restframe', "
+                f"bgs.autoencoder.similarity_space must be one of {SIMILARITY_SPACES}, "
                 f"not {self.similarity_space!r}"
             )
         if self.precision not in PRECISIONS:
