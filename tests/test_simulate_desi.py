@@ -10,6 +10,7 @@ from latentsky.desi_io import DesiFlag, read_desi_coadd
 from latentsky.simulate.desi import (
     EMISSION_LINES,
     OUTLIER_TYPES,
+    STARS_TO_GAS_EBV,
     galaxy_restframe,
     simulate_desi,
     star_spectrum,
@@ -48,6 +49,46 @@ def test_emission_line_ratios_follow_atomic_physics():
     # Equal velocity widths: flux ∝ amplitude × λ, so ratios of amplitudes × λ-ratio.
     assert flux("OIII_5007") / flux("OIII_4959") == pytest.approx(2.98 * 5008.2 / 4960.3, rel=0.02)
     assert flux("Halpha") / flux("Hbeta") == pytest.approx(2.86 * 6564.6 / 4862.7, rel=0.02)
+
+
+def test_dust_follows_the_calzetti_curve_with_the_stars_seeing_044_of_the_gas_reddening():
+    import extinction
+
+    lines = {"Halpha": 2.86, "Hbeta": 1.0}  # case B, intrinsic
+    ebv = 0.3
+    k = extinction.calzetti00(np.array([4862.7, 6564.6, 4000.0, 7000.0]), 4.05, 4.05)  # A_λ / E(B−V)
+    dusty = galaxy_restframe(REST, 0.6, 0.4, 100.0, lines, ebv_gas=ebv)
+    dusty_continuum = galaxy_restframe(REST, 0.6, 0.4, 100.0, {}, ebv_gas=ebv)
+    clean_continuum = galaxy_restframe(REST, 0.6, 0.4, 100.0, {})
+    excess = dusty - dusty_continuum
+
+    def flux(centre):
+        return excess[np.abs(REST - centre) < 15].sum()
+
+    # The observed Balmer decrement: 2.86 · 10^(0.4 E_gas (k(Hβ) − k(Hα))) — 4.06 at E_gas = 0.3.
+    decrement = flux(6564.6) / flux(4862.7) / (6564.6 / 4862.7)
+    assert decrement == pytest.approx(2.86 * 10 ** (0.4 * ebv * (k[0] - k[1])), rel=0.02)
+    assert decrement == pytest.approx(4.06, abs=0.05)
+
+    # The continuum is reddened by E_s = 0.44 E_gas: its 4000/7000 Å colour changes by 10^(−0.4 E_s Δk).
+    def colour(spec):
+        return spec[np.abs(REST - 4000.0) < 2].mean() / spec[np.abs(REST - 7000.0) < 2].mean()
+
+    expected = 10 ** (-0.4 * STARS_TO_GAS_EBV * ebv * (k[2] - k[3]))
+    assert colour(dusty_continuum) / colour(clean_continuum) == pytest.approx(expected, rel=1e-3)
+    # Attenuation is relative to 5,500 Å, where the spectrum stays at ~1.
+    at_5500 = np.abs(REST - 5500.0) < 0.5
+    assert dusty_continuum[at_5500].mean() == pytest.approx(clean_continuum[at_5500].mean(), rel=1e-3)
+
+
+def test_simulated_galaxies_carry_their_dust_and_old_population_temperature(sim):
+    gal = sim.targets[sim.targets["kind"] == "galaxy"]
+    assert gal["ebv_gas"].between(0.0, 0.4).all() and gal["ebv_gas"].std() > 0.05
+    np.testing.assert_allclose(gal["ebv_stars"], STARS_TO_GAS_EBV * gal["ebv_gas"])
+    assert gal["old_teff"].between(4000.0, 5200.0).all()
+    # Intrinsic lines are case B; the dust is in ebv_gas, not in the recorded amplitudes.
+    emitting = gal[gal["line_Halpha"] > 0]
+    np.testing.assert_allclose(emitting["line_Halpha"] / emitting["line_Hbeta"], 2.86)
 
 
 def test_m_dwarfs_show_tio_bands_hotter_stars_do_not():
@@ -105,8 +146,10 @@ def test_files_round_trip_through_the_real_reader(tmp_path, sim):
         read_desi_coadd(coadd, spectype="STAR").flags[mws & (t["z"] < 0).to_numpy()] & DesiFlag.Z_RANGE
     )
     # A missing arm (calibration fault) has zero weight there.
+    faults = t["fault"].dropna()
+    assert len(faults) == (t["kind"] == "calibration_fault").sum()
     missing = t.index[t["fault"].astype(str).str.endswith("_missing")]
-    assert len(missing) == 3
+    assert 0 < len(missing) < len(faults)  # both kinds of fault drawn: missing arms and scaled ones
     for i in missing:
         arm = t.loc[i, "fault"][0]
         lo, hi = {"b": (3600, 5750), "r": (5810, 7510), "z": (7630, 9824)}[arm]

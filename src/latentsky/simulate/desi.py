@@ -9,10 +9,15 @@ Recipe (every number is a physical anchor, not a fit):
   (3,934/3,969 Å), the G band (4,304 Å), Mg b (5,175 Å), Na D (5,893 Å) and weak Balmer absorption — and a
   young population (a 12,000 K blackbody with strong Balmer absorption), mixed by the young fraction f.
   Star-forming galaxies (f > 0.3) carry nebular emission: Hα with [N II] 6,584/Hα = 0.2–0.5 (6,548 at a
-  third of 6,584, atomic physics), Hβ at Hα/2.86 (case B) further reduced by dust, [O III] 5,007 with 4,959
-  at 1/2.98 of it, [O II] 3,727, [S II] 6,716/6,731. Lines are Gaussians in velocity with the galaxy's
-  dispersion σ (50–250 km/s; absorption lines broadened by the same σ). Redshifts follow the BGS n(z)
-  (a Γ-like distribution peaking near 0.2), truncated at 0.8.
+  third of 6,584, atomic physics), Hβ at Hα/2.86 (case B), [O III] 5,007 with 4,959 at 1/2.98 of it,
+  [O II] 3,727, [S II] 6,716/6,731. Lines are Gaussians in velocity with the galaxy's dispersion σ
+  (50–250 km/s; absorption lines broadened by the same σ). The old population's temperature, 4,000–5,200 K,
+  spreads the red galaxies' colours as age and metallicity do. Dust attenuates both through the Calzetti
+  et al. (2000) starburst curve (R_V = 4.05, ``extinction.calzetti00``): the nebular lines by
+  E_gas(B−V) ∈ [0, 0.4] — so the observed Balmer decrement Hα/Hβ runs from 2.86 to ≈ 4.6, as in SDSS
+  star-forming galaxies — and the stellar continuum by E_s(B−V) = 0.44 E_gas(B−V) (Calzetti 2000's
+  stars-to-gas ratio). Redshifts follow the BGS n(z) (a Γ-like distribution peaking near 0.2), truncated
+  at 0.8.
 * **Stars.** Blackbodies of T_eff 3,000–10,000 K with Balmer lines strongest near 9,500 K (A stars),
   Ca II H & K, Mg b and Na D strengthening towards cool stars, and for M dwarfs (T_eff < 4,000 K) the TiO
   (bandheads 4,954, 5,167, 5,448, 6,158, 7,054 Å) and VO (7,334, 7,851 Å) bands as broad depressions that
@@ -47,7 +52,10 @@ __all__ = [
     "OUTLIER_TYPES",
     "EMISSION_LINES",
     "DesiSimulation",
+    "CALZETTI_RV",
+    "STARS_TO_GAS_EBV",
     "galaxy_restframe",
+    "calzetti_transmission",
     "star_spectrum",
     "simulate_desi",
     "write_desi_files",
@@ -63,6 +71,10 @@ SKY_VARIANCE = 0.8
 OBJECT_VARIANCE = 0.3
 #: Outlier kinds injected into the BGS sample.
 OUTLIER_TYPES = ("star", "double_peaked", "broad_line_qso", "bal_qso", "blend", "calibration_fault")
+#: Calzetti et al. (2000): total-to-selective attenuation of starbursts, and the stellar continuum's colour
+#: excess as a fraction of the nebular lines' (E_s(B−V) = 0.44 E_gas(B−V)).
+CALZETTI_RV = 4.05
+STARS_TO_GAS_EBV = 0.44
 #: Nebular lines (restframe vacuum Å).
 EMISSION_LINES = {
     "OII_3727": 3728.5,
@@ -111,15 +123,19 @@ def galaxy_restframe(
     sigma_kms: float,
     line_flux: Mapping[str, float],
     split_kms: float = 0.0,
+    ebv_gas: float = 0.0,
+    old_teff: float = 4500.0,
 ) -> np.ndarray:
     """Restframe galaxy spectrum (normalised to ~1 at 5,500 Å) on ``wave`` (Å); see the module docstring.
 
-    ``line_flux`` maps :data:`EMISSION_LINES` names to amplitudes relative to the continuum at 5,500 Å;
-    ``split_kms`` > 0 splits every emission line into two equal components ± split/2 (double-peaked).
+    ``line_flux`` maps :data:`EMISSION_LINES` names to intrinsic (dust-free) amplitudes relative to the
+    continuum at 5,500 Å; ``split_kms`` > 0 splits every emission line into two equal components ± split/2
+    (double-peaked); ``ebv_gas`` is the nebular E(B−V) of the Calzetti attenuation (the continuum gets
+    0.44 of it); ``old_teff`` the old population's temperature (K).
     """
     # The 4,000 Å break: blueward flux lower by break_strength, smoothed over ~50 Å.
     blue = 0.5 * (1.0 - np.tanh((wave - 4000.0) / 25.0))
-    old = _blackbody(wave, 4500.0) * (1.0 - break_strength * blue)
+    old = _blackbody(wave, old_teff) * (1.0 - break_strength * blue)
     young = _blackbody(wave, 12000.0)
     cont = (1 - young_fraction) * old + young_fraction * young
     depths = {c: d * (1 - young_fraction) for c, d in _OLD_ABSORPTION.items()}
@@ -128,18 +144,33 @@ def galaxy_restframe(
     absorption = _gauss_lines(
         wave, np.array(list(depths)), max(sigma_kms, 60.0) * 2, np.array(list(depths.values()))
     )
-    spec = cont * (1.0 - np.clip(absorption, 0.0, 0.9))
+    stars = cont * (1.0 - np.clip(absorption, 0.0, 0.9))
+    nebular = np.zeros_like(wave)
     names = [n for n in line_flux if line_flux[n] > 0]
     if names:
         centres = np.array([EMISSION_LINES[n] for n in names])
         amps = np.array([line_flux[n] for n in names])
         if split_kms > 0:
             shift = 0.5 * split_kms / C_KMS
-            spec = spec + _gauss_lines(wave, centres * (1 - shift), sigma_kms, amps / 2)
-            spec = spec + _gauss_lines(wave, centres * (1 + shift), sigma_kms, amps / 2)
+            nebular = _gauss_lines(wave, centres * (1 - shift), sigma_kms, amps / 2)
+            nebular = nebular + _gauss_lines(wave, centres * (1 + shift), sigma_kms, amps / 2)
         else:
-            spec = spec + _gauss_lines(wave, centres, sigma_kms, amps)
-    return spec
+            nebular = _gauss_lines(wave, centres, sigma_kms, amps)
+    # Attenuation relative to 5,500 Å, so that the dusty spectrum keeps ~1 there (the scale is set later).
+    return stars * calzetti_transmission(wave, STARS_TO_GAS_EBV * ebv_gas) + nebular * calzetti_transmission(
+        wave, ebv_gas
+    )
+
+
+def calzetti_transmission(wave: np.ndarray, ebv: float) -> np.ndarray:
+    """10^(−0.4 (A_λ − A_5500)) for the Calzetti et al. (2000) curve (R_V = 4.05) at colour excess ``ebv``."""
+    import extinction
+
+    if ebv <= 0:
+        return np.ones_like(wave, dtype=np.float64)
+    grid = np.append(np.asarray(wave, dtype=np.float64), 5500.0)
+    a = extinction.calzetti00(grid, CALZETTI_RV * ebv, CALZETTI_RV)
+    return 10 ** (-0.4 * (a[:-1] - a[-1]))
 
 
 def star_spectrum(wave: np.ndarray, teff: float) -> np.ndarray:
@@ -225,11 +256,10 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
         f = float(rng.beta(1.2, 1.8))
         sigma = float(rng.uniform(50, 250))
         ha = 0.0 if f < 0.3 else float(rng.uniform(1.0, 6.0)) * f
-        dust = float(rng.uniform(1.0, 1.6))  # Balmer decrement above case B from dust
-        lines = {
+        lines = {  # intrinsic amplitudes; dust is applied by galaxy_restframe
             "Halpha": ha,
             "NII_6584": ha * float(rng.uniform(0.2, 0.5)),
-            "Hbeta": ha / (2.86 * dust),
+            "Hbeta": ha / 2.86,
             "OIII_5007": ha * float(rng.uniform(0.1, 1.0)),
             "OII_3727": ha * float(rng.uniform(0.3, 1.0)),
             "SII_6716": ha * 0.12,
@@ -237,8 +267,18 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
         }
         lines["NII_6548"] = lines["NII_6584"] / 3.05
         lines["OIII_4959"] = lines["OIII_5007"] / 2.98
-        info = {"young_fraction": f, "sigma_kms": sigma, "break_strength": float(rng.uniform(0.35, 0.55))}
-        return galaxy_restframe(rest, f, info["break_strength"], sigma, lines), {
+        info = {
+            "young_fraction": f,
+            "sigma_kms": sigma,
+            "break_strength": float(rng.uniform(0.35, 0.55)),
+            "old_teff": float(rng.uniform(4000.0, 5200.0)),
+            "ebv_gas": float(rng.uniform(0.0, 0.4)),
+        }
+        info["ebv_stars"] = STARS_TO_GAS_EBV * info["ebv_gas"]
+        spec = galaxy_restframe(
+            rest, f, info["break_strength"], sigma, lines, ebv_gas=info["ebv_gas"], old_teff=info["old_teff"]
+        )
+        return spec, {
             **info,
             **{f"line_{k}": v for k, v in lines.items()},
         }
@@ -275,8 +315,9 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
                 }
                 lines["OIII_4959"] = lines["OIII_5007"] / 2.98
                 restflux = galaxy_restframe(
-                    rest, max(info["young_fraction"], 0.4), info["break_strength"], 80.0, lines, split
-                )
+                    rest, max(info["young_fraction"], 0.4), info["break_strength"], 80.0, lines, split,
+                    ebv_gas=info["ebv_gas"], old_teff=info["old_teff"],
+                )  # fmt: skip
                 info["split_kms"] = split
             elif kind in ("broad_line_qso", "bal_qso"):
                 fwhm = float(rng.uniform(3000, 8000))
