@@ -7,6 +7,7 @@ import torch
 
 from latentsky.bgs_catalog import (
     invariance_ratio,
+    latent_dimensionality,
     load_bgs_models,
     outlier_recall,
     pca_chi2,
@@ -53,6 +54,8 @@ with job_logging(smk) as log:
             s: float(np.median(chi2[split == s])) for s in ("train", "val", "test") if (split == s).any()
         },
     }
+    if (split == "train").sum() >= 2:
+        metrics["galaxy_latent_dimensionality"] = latent_dimensionality(s_gal[split == "train"])
     test = split == "test"
     if test.sum() >= 2:
         t = data.index(np.flatnonzero(test))

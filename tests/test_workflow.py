@@ -423,6 +423,9 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
     assert set(metrics["outlier_recall"]) == {"spender_flow", "pca_baseline"}
     for method in metrics["outlier_recall"].values():
         assert 0 <= method["top_1pct"]["all"] <= method["top_5pct"]["all"] <= 1
+    dims = metrics["galaxy_latent_dimensionality"]
+    assert len(dims["variance_fractions"]) == 6 and sum(dims["variance_fractions"]) == pytest.approx(1.0)
+    assert 1.0 <= dims["participation_ratio"] <= 6.0
     # The model files load with spender's own loader.
     import spender
 

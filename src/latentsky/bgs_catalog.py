@@ -181,6 +181,26 @@ def invariance_ratio(s: np.ndarray, s_aug: np.ndarray) -> float:
     return float(rand / own) if own > 0 else float("inf")
 
 
+def latent_dimensionality(latents: np.ndarray) -> dict[str, Any]:
+    """How many latent directions the autoencoder uses: the eigenvalues of the latents' covariance as
+    fractions of the total variance (largest first) and their participation ratio (Σλ)² / Σλ² — S for a
+    latent space filled evenly in all S directions, 1 when every spectrum lies on one line. The flow's
+    density is only as informative as the latents it is fitted to (paper 003 Sec. 3): where the variance
+    lies along ~1 direction, an outlier that the encoder maps onto that line looks like a galaxy."""
+    s = np.asarray(latents, dtype=np.float64)
+    if s.ndim != 2 or len(s) < 2:
+        raise ValueError(f"latent_dimensionality needs (N ≥ 2, S) latents, got shape {s.shape}")
+    cov = np.cov(s, rowvar=False).reshape(s.shape[1], s.shape[1])
+    eig = np.clip(np.linalg.eigvalsh(cov), 0.0, None)[::-1]  # round-off can leave −1e−17
+    total = eig.sum()
+    if total <= 0:
+        return {"variance_fractions": [0.0] * len(eig), "participation_ratio": 0.0}
+    return {
+        "variance_fractions": (eig / total).tolist(),
+        "participation_ratio": float(total**2 / (eig**2).sum()),
+    }
+
+
 def restframe_matrix(
     flux: np.ndarray, ivar: np.ndarray, z: np.ndarray, wave_obs: np.ndarray, wave_rest: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
