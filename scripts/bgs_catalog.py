@@ -1,5 +1,6 @@
 """Rule bgs_catalog: log p_galaxy, log p_star, fidelity and outlier rank for every BGS target, with the
-metrics of paper 003 (fidelity per split, redshift invariance, outlier recall against a PCA baseline)."""
+metrics of paper 003 (fidelity per split, redshift invariance, outlier recall against a PCA baseline) and
+the galaxy latents' dimensionality."""
 
 import numpy as np
 import pandas as pd
