@@ -3,7 +3,7 @@ import json
 from pathlib import Path
 
 from latentsky.config import derive_seed
-from latentsky.healpix import npix
+from latentsky.io.healpix import npix
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"
@@ -93,7 +93,7 @@ if DISTANCES["dust"]["kind"] == "map" and DUST_KIND == "none":
 
 def published_xmatch_tables(wildcards=None):
     """The authors' five OGLE-III × Gaia DR2 tables in crossmatch.published_tables (checked at parse time)."""
-    from latentsky.ogle_io import PUBLISHED_XMATCH_TABLES
+    from latentsky.io.ogle import PUBLISHED_XMATCH_TABLES
 
     directory = Path(config["crossmatch"]["published_tables"])
     missing = [n for n in PUBLISHED_XMATCH_TABLES if not (directory / n).is_file()]
@@ -183,7 +183,7 @@ def gaia_partitions(pattern):
 
 def raw_partitions_around(wildcards):
     """The fetched source_id range of a pixel and of its neighbours (see rule gaia_partition_from_archive)."""
-    from latentsky.healpix import neighbours_in
+    from latentsky.io.healpix import neighbours_in
 
     return expand(
         GAIA_RAW_PARTITION,

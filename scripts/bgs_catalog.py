@@ -6,20 +6,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsky.bgs_catalog import (
+from latentsky.bgs.autoencoder import SpenderSettings, augment_redshift, encode_spectra
+from latentsky.bgs.catalog import load_bgs_models, score_spectra
+from latentsky.bgs.figures import outlier_gallery
+from latentsky.bgs.metrics import (
     invariance_ratio,
     latent_dimensionality,
-    load_bgs_models,
     outlier_recall,
     pca_chi2,
     restframe_matrix,
-    score_spectra,
 )
-from latentsky.bgs_figures import outlier_gallery
-from latentsky.bgs_model import SpenderSettings, augment_redshift, encode_spectra
-from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.outputs import nan_to_null, save_figure, write_json, write_parquet
+from latentsky.provenance.files import nan_to_null, save_figure, write_json, write_parquet
+from latentsky.training import resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from latentsky.crossmatch import PM_RADIUS_CONVENTIONS, precision_recall, run_cascade
+from latentsky.io.markdown import markdown_table
 from latentsky.jobs import job_logging, job_record
-from latentsky.markdown import markdown_table
-from latentsky.outputs import atomic_output, write_json, write_parquet
+from latentsky.provenance.files import atomic_output, write_json, write_parquet
+from latentsky.variables.crossmatch import PM_RADIUS_CONVENTIONS, precision_recall, run_cascade
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -2,11 +2,11 @@
 
 import pandas as pd
 
-from latentsky.crossmatch import PM_RADIUS_CONVENTIONS, run_cascade
+from latentsky.io.markdown import markdown_table
+from latentsky.io.ogle import compare_with_published, read_published_crossmatch
 from latentsky.jobs import job_logging, job_record
-from latentsky.markdown import markdown_table
-from latentsky.ogle_io import compare_with_published, read_published_crossmatch
-from latentsky.outputs import atomic_output, write_json, write_parquet
+from latentsky.provenance.files import atomic_output, write_json, write_parquet
+from latentsky.variables.crossmatch import PM_RADIUS_CONVENTIONS, run_cascade
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -3,7 +3,7 @@ the configured pixels, or every pixel the archive's indexes list."""
 
 from latentsky.fetch.desi_edr import EdrPixel, list_healpix
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_json
+from latentsky.provenance.files import write_json
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,6 +1,6 @@
 """Rule distance_catalog: the HATS catalog-level files over all distance partitions."""
 
-from latentsky.hats_catalog import finalize_catalog
+from latentsky.io.hats import finalize_catalog
 from latentsky.jobs import job_logging, job_record
 
 smk = snakemake  # noqa: F821 - injected by Snakemake

@@ -2,11 +2,13 @@
 
 from tqdm import tqdm
 
-from latentsky.distance_catalog import canonical_gaia, describe_device, dust_source, resolve_device
-from latentsky.distance_pipeline import distance_catalog, load_cmd_flow
-from latentsky.gaia_summary import read_partitions
-from latentsky.hats_catalog import write_partition
+from latentsky.distances.inputs import dust_source
+from latentsky.distances.pipeline import load_cmd_flow, posterior_catalog
+from latentsky.io.gaia import read_partitions
+from latentsky.io.gaia_columns import canonical_gaia
+from latentsky.io.hats import write_partition
 from latentsky.jobs import job_logging, job_record, use_job_threads
+from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -27,7 +29,7 @@ with job_logging(smk) as log:
     flow = load_cmd_flow(smk.input.model, device)
     dust = dust_source(cfg["dust"], smk.input.get("dust"))
     with tqdm(total=len(gaia), desc=f"Npix={pixel}", mininterval=5) as bar:
-        catalog = distance_catalog(gaia, flow, dust, cfg, smk.params.seed, device, progress=bar.update)
+        catalog = posterior_catalog(gaia, flow, dust, cfg, smk.params.seed, device, progress=bar.update)
     record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
     written = write_partition(catalog, smk.params.catalog_dir, smk.params.partition_order, pixel, record)
     if str(written) != smk.output[0]:

@@ -1,10 +1,10 @@
 """Rule distance_metrics: results/metrics/distances.json and the distance figures (paper 004 Tables 1–2)."""
 
-from latentsky.distance_figures import cluster_figure, cmd_comparison_figure
-from latentsky.distance_metrics import accuracy, cluster_table, table1
-from latentsky.gaia_summary import read_partitions
+from latentsky.distances.figures import cluster_figure, cmd_comparison_figure
+from latentsky.distances.metrics import accuracy, cluster_table, table1
+from latentsky.io.gaia import read_partitions
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import save_figure, write_json
+from latentsky.provenance.files import save_figure, write_json
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

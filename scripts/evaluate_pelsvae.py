@@ -4,12 +4,10 @@ sequence of Fig. 8, and Figs. 4–8 of paper 000."""
 import numpy as np
 import pandas as pd
 
-from latentsky.distance_catalog import resolve_device
+from latentsky.io.markdown import markdown_table
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.markdown import markdown_table
-from latentsky.outputs import atomic_output, nan_to_null, save_figure, write_json, write_parquet
-from latentsky.pelsvae import encode, reconstruct
-from latentsky.pelsvae_evaluation import (
+from latentsky.pelsvae.data import rows_for_model
+from latentsky.pelsvae.evaluation import (
     TABLE3_PAPER,
     reconstruction_scores,
     rrlyrae_sequence,
@@ -17,14 +15,17 @@ from latentsky.pelsvae_evaluation import (
     sequence_grid,
     table3,
 )
-from latentsky.pelsvae_figures import (
+from latentsky.pelsvae.figures import (
     latent_pairs_figure,
     reconstruction_figure,
     rrlyrae_sequence_figure,
     validation_loss_figure,
 )
-from latentsky.pelsvae_pipeline import load_regressors, rows_for_model
-from latentsky.pelsvae_training import load_pelsvae
+from latentsky.pelsvae.model import encode, reconstruct
+from latentsky.pelsvae.regression import load_regressors
+from latentsky.pelsvae.training import load_pelsvae
+from latentsky.provenance.files import atomic_output, nan_to_null, save_figure, write_json, write_parquet
+from latentsky.training import resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

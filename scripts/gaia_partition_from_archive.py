@@ -1,16 +1,16 @@
 """Rule gaia_partition_from_archive: canonical columns of the stars whose *position* lies in the pixel.
 
 Fetches are by source_id range; a few stars near a pixel edge have positions in the neighbouring pixel
-(see latentsky.healpix.neighbours_in), so this job reads its own range and its neighbours' and keeps the
+(see latentsky.io.healpix.neighbours_in), so this job reads its own range and its neighbours' and keeps the
 stars positioned in its pixel — every star lands in exactly one partition, as HATS requires.
 """
 
 import pandas as pd
 
-from latentsky.gaia_io import read_gaia_table
-from latentsky.healpix import radec_to_healpix
+from latentsky.io.gaia import read_gaia_table
+from latentsky.io.healpix import radec_to_healpix
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,7 +1,7 @@
 """Checkpoint gaia_partition_index: rows per source partition, so catalogs are made for non-empty pixels."""
 
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import parquet_num_rows, write_json
+from latentsky.provenance.files import parquet_num_rows, write_json
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,9 +1,10 @@
 """Rule gaia_survey_metrics: results/metrics/sources.json for the Gaia source table."""
 
-from latentsky.distance_catalog import canonical_gaia
-from latentsky.gaia_summary import read_partitions, survey_summary, truth_summary
+from latentsky.distances.survey import survey_summary, truth_summary
+from latentsky.io.gaia import read_partitions
+from latentsky.io.gaia_columns import canonical_gaia
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_json
+from latentsky.provenance.files import write_json
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -3,17 +3,12 @@
 
 import numpy as np
 
-from latentsky.distance_catalog import describe_device, resolve_device
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
-from latentsky.pelsvae_pipeline import (
-    generate_lightcurves,
-    load_regressors,
-    read_requests,
-    read_times_table,
-    request_times,
-)
-from latentsky.pelsvae_training import load_pelsvae
+from latentsky.pelsvae.generation import generate_lightcurves, read_requests, read_times_table, request_times
+from latentsky.pelsvae.regression import load_regressors
+from latentsky.pelsvae.training import load_pelsvae
+from latentsky.provenance.files import write_parquet
+from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

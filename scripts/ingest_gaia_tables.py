@@ -1,9 +1,9 @@
 """Rule ingest_gaia_tables: user-supplied Gaia tables → canonical columns, one Parquet per HEALPix partition."""
 
-from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
-from latentsky.healpix import radec_to_healpix
+from latentsky.io.gaia import concat_gaia_tables, read_gaia_table
+from latentsky.io.healpix import radec_to_healpix
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

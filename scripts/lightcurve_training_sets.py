@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from latentsky.crossmatch import adopted_physics
 from latentsky.jobs import job_logging, job_record
-from latentsky.lightcurves import table1_counts, training_sets
-from latentsky.outputs import write_json, write_parquet
+from latentsky.provenance.files import write_json, write_parquet
+from latentsky.variables.crossmatch import adopted_physics
+from latentsky.variables.lightcurves import table1_counts, training_sets
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

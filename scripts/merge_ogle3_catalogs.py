@@ -2,9 +2,9 @@
 
 import pandas as pd
 
+from latentsky.io.ogle import concat_ogle_catalogs
 from latentsky.jobs import job_logging, job_record
-from latentsky.ogle_io import concat_ogle_catalogs
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

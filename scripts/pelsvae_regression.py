@@ -3,10 +3,11 @@
 import numpy as np
 import pandas as pd
 
-from latentsky.distance_catalog import resolve_device
 from latentsky.jobs import job_logging, job_record
-from latentsky.pelsvae_pipeline import fit_regressors, has_physics, save_regressors
-from latentsky.pelsvae_training import load_pelsvae
+from latentsky.pelsvae.data import has_physics
+from latentsky.pelsvae.regression import fit_regressors, save_regressors
+from latentsky.pelsvae.training import load_pelsvae
+from latentsky.training import resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,8 +1,8 @@
 """Rule plot_dust_map: the dust map as the distance model reads it, for the report."""
 
+from latentsky.distances.figures import dust_map_figure
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import save_figure
-from latentsky.survey_figures import dust_map_figure
+from latentsky.provenance.files import save_figure
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,9 +1,9 @@
 """Rule plot_gaia_survey: CMD figure of the simulated survey (truth and observed) for the report."""
 
-from latentsky.gaia_summary import read_partitions
+from latentsky.distances.figures import cmd_figure
+from latentsky.io.gaia import read_partitions
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import save_figure
-from latentsky.survey_figures import cmd_figure
+from latentsky.provenance.files import save_figure
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

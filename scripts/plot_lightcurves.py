@@ -3,8 +3,8 @@
 import pandas as pd
 
 from latentsky.jobs import job_logging, job_record
-from latentsky.lightcurve_figures import fig1_panels
-from latentsky.outputs import save_figure
+from latentsky.provenance.files import save_figure
+from latentsky.variables.figures import fig1_panels
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

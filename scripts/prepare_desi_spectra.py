@@ -1,8 +1,8 @@
 """Rule prepare_desi_spectra: one row per target, normalised spectrum on spender's DESI grid, cuts as flags."""
 
-from latentsky.desi_io import read_desi_coadds
+from latentsky.io.desi import read_desi_coadds
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -1,7 +1,7 @@
 """Rule release_manifest: sha256, size and row count of every released file."""
 
 from latentsky.jobs import job_logging, job_record
-from latentsky.release import write_manifest
+from latentsky.provenance.manifest import write_manifest
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 from latentsky.simulate.desi import simulate_desi, write_desi_files
 
 smk = snakemake  # noqa: F821 - injected by Snakemake

@@ -1,8 +1,8 @@
 """Rule simulate_gaia_survey: the simulated Gaia DR2-like survey, one Parquet per HEALPix partition."""
 
-from latentsky.healpix import source_id_to_healpix
+from latentsky.io.healpix import source_id_to_healpix
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 from latentsky.simulate.dust import read_simulated_dust_map
 from latentsky.simulate.gaia import simulate_gaia_survey
 

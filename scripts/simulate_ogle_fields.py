@@ -1,7 +1,7 @@
 """Rule simulate_ogle_fields: simulated OGLE-III variables, their light curves, the Gaia sky around them, truth."""
 
 from latentsky.jobs import job_logging, job_record
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
 from latentsky.simulate.ogle import simulate_ogle_fields
 
 smk = snakemake  # noqa: F821 - injected by Snakemake

@@ -3,11 +3,11 @@
 import pandas as pd
 from tqdm import tqdm
 
-from latentsky.bgs_catalog import split_targets
-from latentsky.bgs_model import SpenderSettings, save_autoencoder, table_tensors, train_autoencoder
-from latentsky.distance_catalog import describe_device, resolve_device
+from latentsky.bgs.autoencoder import SpenderSettings, save_autoencoder, table_tensors, train_autoencoder
+from latentsky.bgs.catalog import split_targets
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.outputs import write_parquet
+from latentsky.provenance.files import write_parquet
+from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -40,8 +40,8 @@ with job_logging(smk) as log:
             seed=seed,
             device=device,
             progress=lambda epoch, phase, loss: bar.update(epoch - bar.n),
-            checkpoint_path=smk.params.resume,
-            checkpoint_record=record,
+            resume_path=smk.params.resume,
+            resume_record=record,
         )
     save_autoencoder(smk.output.model, model, settings, history, record)
     write_parquet(pd.DataFrame(history), smk.output.history, record)

@@ -3,10 +3,10 @@
 import numpy as np
 import pandas as pd
 
-from latentsky.bgs_catalog import save_flow
-from latentsky.bgs_model import SpenderSettings, encode_spectra, load_autoencoder, table_tensors, train_flow
-from latentsky.distance_catalog import resolve_device
+from latentsky.bgs.autoencoder import SpenderSettings, encode_spectra, load_autoencoder, table_tensors
+from latentsky.bgs.flow import save_flow, train_flow
 from latentsky.jobs import job_logging, job_record, use_job_threads
+from latentsky.training import resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 

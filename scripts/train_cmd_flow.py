@@ -2,15 +2,16 @@
 
 from tqdm import tqdm
 
-from latentsky.checkpoints import save_checkpoint
-from latentsky.cmd_training import training_settings
-from latentsky.distance_catalog import canonical_gaia, describe_device, dust_source, resolve_device
-from latentsky.distance_figures import loss_curve_figure
-from latentsky.distance_pipeline import train_cmd_flow
-from latentsky.gaia_summary import read_partitions
+from latentsky.distances.figures import loss_curve_figure
+from latentsky.distances.inputs import dust_source
+from latentsky.distances.pipeline import train_cmd_flow
+from latentsky.distances.training import training_settings
+from latentsky.io.gaia import read_partitions
+from latentsky.io.gaia_columns import canonical_gaia
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.outputs import parquet_num_rows, save_figure, write_parquet
-from latentsky.provenance import sha256_file
+from latentsky.provenance.files import parquet_num_rows, save_checkpoint, save_figure, write_parquet
+from latentsky.provenance.record import sha256_file
+from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -37,7 +38,7 @@ with job_logging(smk) as log:
             device,
             input_digests=[sha256_file(p) for p in smk.input],
             resume_path=smk.params.resume,
-            checkpoint_record=record,
+            resume_record=record,
             progress=lambda step, loss: bar.update(step - bar.n),
         )
     state = result.model_state()

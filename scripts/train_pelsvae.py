@@ -5,11 +5,12 @@ import math
 import pandas as pd
 from tqdm import tqdm
 
-from latentsky.distance_catalog import describe_device, resolve_device
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.outputs import write_parquet
-from latentsky.pelsvae_pipeline import network_config, rows_for_model
-from latentsky.pelsvae_training import save_pelsvae, train_pelsvae
+from latentsky.pelsvae.config import network_config
+from latentsky.pelsvae.data import rows_for_model
+from latentsky.pelsvae.training import save_pelsvae, train_pelsvae
+from latentsky.provenance.files import write_parquet
+from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -32,9 +33,9 @@ with job_logging(smk) as log:
             config,
             seed=seed,
             device=device,
-            checkpoint_path=smk.params.resume,
+            resume_path=smk.params.resume,
             checkpoint_every=cfg["checkpoint_every"],
-            checkpoint_record=record,
+            resume_record=record,
             progress=lambda step, epoch, loss: bar.update(step - bar.n),
         )
     extra = {

@@ -24,11 +24,13 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsky.cmd_flow import FlowArchitecture
-from latentsky.cmd_training import CMDFlowTrainer, TrainingSettings, training_points
-from latentsky.distance_catalog import canonical_gaia, describe_device, stars_from_gaia
-from latentsky.distance_posterior import PosteriorSettings, distance_posteriors
-from latentsky.dust import BayestarDust
+from latentsky.distances.dust import BayestarDust
+from latentsky.distances.flow import FlowArchitecture
+from latentsky.distances.inputs import stars_from_gaia
+from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
+from latentsky.distances.training import CMDFlowTrainer, TrainingSettings, training_points
+from latentsky.io.gaia_columns import canonical_gaia
+from latentsky.training import describe_device
 
 #: Model sizes: the demo's (config/config.yaml) and the paper's (paper 004 Sec. 3.3).
 SIZES = {"demo": FlowArchitecture(6, 64), "paper": FlowArchitecture(35, 500)}
@@ -149,9 +151,11 @@ def benchmark_pelsvae(
     the figure) → decoder at ``n_points`` epochs each. The weights are untrained: the time does not depend
     on them. Training is timed as curves per second over a few optimiser steps at batch 128.
     """
-    from latentsky.latent_regression import make_regressor
-    from latentsky.pelsvae import CLASSES, LightCurveScaler, PelsVae, PelsVaeConfig, class_one_hot, generate
-    from latentsky.pelsvae_training import PelsVaeTrainer
+    from latentsky.pelsvae.config import CLASSES, PelsVaeConfig
+    from latentsky.pelsvae.data import LightCurveScaler, class_one_hot
+    from latentsky.pelsvae.model import PelsVae, generate
+    from latentsky.pelsvae.regression import make_regressor
+    from latentsky.pelsvae.training import PelsVaeTrainer
 
     rng = np.random.default_rng(seed)
     torch.manual_seed(seed)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 from latentsky import __version__
 
 
-def _cmd_audit(args: argparse.Namespace) -> int:
-    from latentsky.audit import audit
+def _run_audit(args: argparse.Namespace) -> int:
+    from latentsky.provenance.audit import audit
 
     result = audit(args.path, manifest=args.manifest, root=args.root, lineage_only=args.lineage_only)
     if not args.quiet:
@@ -40,8 +40,8 @@ def _cmd_audit(args: argparse.Namespace) -> int:
     return 1
 
 
-def _cmd_provenance(args: argparse.Namespace) -> int:
-    from latentsky.outputs import ProvenanceError, read_provenance
+def _run_provenance(args: argparse.Namespace) -> int:
+    from latentsky.provenance.files import ProvenanceError, read_provenance
 
     try:
         record = read_provenance(args.path)
@@ -110,9 +110,10 @@ class _DistanceJob:
 
 
 def _distance_job(args: argparse.Namespace, rule: str, extra_inputs: list) -> _DistanceJob:
-    from latentsky.distance_catalog import describe_device, dust_source, resolve_device
-    from latentsky.gaia_io import concat_gaia_tables, read_gaia_table
-    from latentsky.provenance import build_record
+    from latentsky.distances.inputs import dust_source
+    from latentsky.io.gaia import concat_gaia_tables, read_gaia_table
+    from latentsky.provenance.record import build_record
+    from latentsky.training import describe_device, resolve_device
 
     distances = _distances_settings(args)
     _, map_path = args.dust
@@ -130,10 +131,10 @@ def _distance_job(args: argparse.Namespace, rule: str, extra_inputs: list) -> _D
     return _DistanceJob(distances, gaia, device, dust_source(distances["dust"], map_path), inputs, record)
 
 
-def _cmd_distances_train(args: argparse.Namespace) -> int:
-    from latentsky.checkpoints import save_checkpoint
-    from latentsky.distance_pipeline import train_cmd_flow
-    from latentsky.provenance import sha256_file
+def _run_distances_train(args: argparse.Namespace) -> int:
+    from latentsky.distances.pipeline import train_cmd_flow
+    from latentsky.provenance.files import save_checkpoint
+    from latentsky.provenance.record import sha256_file
 
     job = _distance_job(args, "latentsky distances train", [])
     digests = [sha256_file(p) for p in job.inputs]
@@ -148,13 +149,13 @@ def _cmd_distances_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_distances_catalog(args: argparse.Namespace) -> int:
-    from latentsky.distance_pipeline import distance_catalog, load_cmd_flow
-    from latentsky.outputs import write_parquet
+def _run_distances_catalog(args: argparse.Namespace) -> int:
+    from latentsky.distances.pipeline import load_cmd_flow, posterior_catalog
+    from latentsky.provenance.files import write_parquet
 
     job = _distance_job(args, "latentsky distances catalog", [args.model])
     flow = load_cmd_flow(args.model, job.device)
-    catalog = distance_catalog(job.gaia, flow, job.dust, job.distances, args.seed, job.device)
+    catalog = posterior_catalog(job.gaia, flow, job.dust, job.distances, args.seed, job.device)
     write_parquet(catalog, args.out, job.record)
     has = catalog["has_posterior"]
     print(
@@ -189,9 +190,9 @@ def _add_distance_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="output file")
 
 
-def _cmd_benchmark_distances(args: argparse.Namespace) -> int:
+def _run_benchmark_distances(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_distances, format_results
-    from latentsky.distance_catalog import resolve_device
+    from latentsky.training import resolve_device
 
     sizes = ["demo", "paper"] if args.size == "both" else [args.size]
     results = benchmark_distances(
@@ -215,20 +216,20 @@ def _read_request_table(path: str):
     return Table.read(path, format="ascii").to_pandas()
 
 
-def _cmd_generate_lightcurves(args: argparse.Namespace) -> int:
+def _run_generate_lightcurves(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from latentsky.distance_catalog import describe_device, resolve_device
-    from latentsky.outputs import write_parquet
-    from latentsky.pelsvae_pipeline import (
+    from latentsky.pelsvae.generation import (
         generate_lightcurves,
-        load_regressors,
         read_requests,
         read_times_table,
         request_times,
     )
-    from latentsky.pelsvae_training import load_pelsvae
-    from latentsky.provenance import build_record
+    from latentsky.pelsvae.regression import load_regressors
+    from latentsky.pelsvae.training import load_pelsvae
+    from latentsky.provenance.files import write_parquet
+    from latentsky.provenance.record import build_record
+    from latentsky.training import describe_device, resolve_device
 
     if args.requests:
         requests = read_requests(_read_request_table(args.requests))
@@ -276,14 +277,14 @@ def _cmd_generate_lightcurves(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_score_desi(args: argparse.Namespace) -> int:
+def _run_score_desi(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from latentsky.bgs_catalog import load_bgs_models, score_spectra
-    from latentsky.desi_io import read_desi_coadds
-    from latentsky.distance_catalog import describe_device, resolve_device
-    from latentsky.outputs import write_parquet
-    from latentsky.provenance import build_record
+    from latentsky.bgs.catalog import load_bgs_models, score_spectra
+    from latentsky.io.desi import read_desi_coadds
+    from latentsky.provenance.files import write_parquet
+    from latentsky.provenance.record import build_record
+    from latentsky.training import describe_device, resolve_device
 
     if args.redrock and len(args.redrock) != len(args.coadd):
         print("error: give one --redrock per coadd, or none (found beside each coadd)", file=sys.stderr)
@@ -327,9 +328,9 @@ def _cmd_score_desi(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_benchmark_pelsvae(args: argparse.Namespace) -> int:
+def _run_benchmark_pelsvae(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_pelsvae, format_pelsvae_results
-    from latentsky.distance_catalog import resolve_device
+    from latentsky.training import resolve_device
 
     result = benchmark_pelsvae(
         resolve_device(args.device), n_curves=args.curves, n_points=args.points, repeats=args.repeats
@@ -338,8 +339,8 @@ def _cmd_benchmark_pelsvae(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_compare_runs(args: argparse.Namespace) -> int:
-    from latentsky.determinism import compare_parquet_trees
+def _run_compare_runs(args: argparse.Namespace) -> int:
+    from latentsky.provenance.compare import compare_parquet_trees
 
     result = compare_parquet_trees(args.a, args.b)
     for path, why in sorted(result.mismatches.items()):
@@ -383,11 +384,11 @@ def build_parser() -> argparse.ArgumentParser:
         "its lineage is checked as usual",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="print only the verdict")
-    p.set_defaults(func=_cmd_audit)
+    p.set_defaults(func=_run_audit)
 
     p = sub.add_parser("provenance", help="print the provenance record embedded in a file as JSON")
     p.add_argument("path")
-    p.set_defaults(func=_cmd_provenance)
+    p.set_defaults(func=_run_provenance)
 
     p = sub.add_parser(
         "distances",
@@ -403,13 +404,13 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--hidden", type=int, help="hidden units per MADE (paper: 500)")
     t.add_argument("--rounds", type=int, help="dust/distance re-estimation rounds")
     t.add_argument("--steps-per-round", type=int, help="optimiser steps per round")
-    t.set_defaults(func=_cmd_distances_train)
+    t.set_defaults(func=_run_distances_train)
     c = dsub.add_parser("catalog", help="distance posteriors for every star (writes Parquet)")
     _add_distance_options(c)
     c.add_argument("--model", required=True, help="model checkpoint from `latentsky distances train`")
     c.add_argument("--posterior-samples", type=int, help="posterior draws per star (default 512)")
     c.add_argument("--prior", choices=("flat", "edsd"), help="distance prior (default flat, as paper 004)")
-    c.set_defaults(func=_cmd_distances_catalog)
+    c.set_defaults(func=_run_distances_catalog)
 
     p = sub.add_parser("benchmark", help="print throughput and memory figures (not a test)")
     bsub = p.add_subparsers(dest="benchmark_command", metavar="PIPELINE", required=True)
@@ -422,7 +423,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stars", type=int, default=20000, help="simulated stars to draw from")
     b.add_argument("--steps", type=int, default=20, help="optimiser steps to time")
     b.add_argument("--catalog-stars", type=int, default=2000, help="stars to catalogue")
-    b.set_defaults(func=_cmd_benchmark_distances)
+    b.set_defaults(func=_run_benchmark_distances)
     b = bsub.add_parser(
         "pelsvae",
         help="PELS-VAE: time to generate a batch of light curves (paper: 100 in ~1.3 s), training curves/s",
@@ -431,7 +432,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--curves", type=int, default=100, help="light curves per generated batch (default 100)")
     b.add_argument("--points", type=int, default=300, help="epochs per light curve (default 300)")
     b.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is printed)")
-    b.set_defaults(func=_cmd_benchmark_pelsvae)
+    b.set_defaults(func=_run_benchmark_pelsvae)
 
     p = sub.add_parser(
         "generate-lightcurves",
@@ -462,7 +463,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the dummy draws and random cadences")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", required=True, help="output Parquet file")
-    p.set_defaults(func=_cmd_generate_lightcurves)
+    p.set_defaults(func=_run_generate_lightcurves)
 
     p = sub.add_parser(
         "score-desi",
@@ -488,7 +489,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", required=True, help="output Parquet file")
-    p.set_defaults(func=_cmd_score_desi)
+    p.set_defaults(func=_run_score_desi)
 
     p = sub.add_parser(
         "compare-runs",
@@ -500,7 +501,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("a", help="a results/ directory")
     p.add_argument("b", help="another results/ directory")
-    p.set_defaults(func=_cmd_compare_runs)
+    p.set_defaults(func=_run_compare_runs)
     return parser
 
 

@@ -1,7 +1,7 @@
 """Glue for Snakemake ``script:`` jobs: logging to the rule's log, seeds, provenance.
 
 Scripts under scripts/ stay thin: they open :func:`job_logging`, read inputs, call the library, and write
-outputs through :mod:`latentsky.outputs` with :func:`job_record`.
+outputs through :mod:`latentsky.provenance.files` with :func:`job_record`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from latentsky.config import derive_seed
-from latentsky.provenance import record_from_snakemake
+from latentsky.provenance.record import record_from_snakemake
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
@@ -64,5 +64,5 @@ def job_seed(smk: Any, stage: str | None = None) -> int:
 def job_record(
     smk: Any, *, seed: int | None = None, device: str = "cpu", extra: Mapping[str, Any] | None = None
 ) -> dict[str, Any]:
-    """Provenance record of this job (see :func:`latentsky.provenance.record_from_snakemake`)."""
+    """Provenance record of this job (see :func:`latentsky.provenance.record.record_from_snakemake`)."""
     return record_from_snakemake(smk, seed=seed, device=device, extra=extra)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The SLURM test: start a one-node cluster (start_cluster.sh) and run tests/test_slurm.py against it.
+# The SLURM test: start a one-node cluster (start_cluster.sh) and run tests/workflow/test_slurm.py against it.
 #
 #   tests/slurm/run.sh            # from the repository root, after `make setup`
 #
@@ -23,4 +23,4 @@ if [ "$status" -eq 3 ]; then
     exit 0
 fi
 [ "$status" -eq 0 ] || exit "$status"
-LATENTSKY_SLURM_STATE="$state" "$python" -m pytest -m slurm tests/test_slurm.py -v -p no:cacheprovider
+LATENTSKY_SLURM_STATE="$state" "$python" -m pytest -m slurm tests/workflow/test_slurm.py -v -p no:cacheprovider

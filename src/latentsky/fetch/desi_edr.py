@@ -12,7 +12,7 @@ HTML index, from which :func:`list_healpix` reads the pixels a survey/programme 
 
 All HTTP goes through :mod:`latentsky.fetch.http` (retries, errors naming the URL); each file is written
 atomically and checked to be a FITS file with the extensions the reader needs before it is kept, so a
-half-downloaded or HTML error page never reaches :func:`latentsky.desi_io.read_desi_coadd`.
+half-downloaded or HTML error page never reaches :func:`latentsky.io.desi.read_desi_coadd`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from urllib.parse import urljoin
 import requests
 
 from latentsky.fetch.http import FetchError, download, http_session, index_links
-from latentsky.outputs import atomic_output
+from latentsky.provenance.files import atomic_output
 
 log = logging.getLogger(__name__)
 

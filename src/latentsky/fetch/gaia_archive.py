@@ -1,6 +1,6 @@
 """Fetch one HEALPix partition of Gaia ``gaia_source`` from the ESA Gaia archive, two ways.
 
-A Gaia ``source_id`` encodes the level-12 nested HEALPix index of the source (:mod:`latentsky.healpix`), so
+A Gaia ``source_id`` encodes the level-12 nested HEALPix index of the source (:mod:`latentsky.io.healpix`), so
 the sources of a partition of any order N ≤ 12 are exactly one contiguous source_id range ``[lo, hi]``. That
 makes both of the archive's access routes cheap for a partition:
 
@@ -12,7 +12,7 @@ makes both of the archive's access routes cheap for a partition:
   .csv.gz``, a level-8 HEALPix range), so the directory index tells which files overlap a partition; only
   those are downloaded, and the partition's rows are written to one file. Suited to the full-sky rerun.
 
-Both write atomically (:func:`latentsky.outputs.atomic_output`): a failed or interrupted fetch leaves no
+Both write atomically (:func:`latentsky.provenance.files.atomic_output`): a failed or interrupted fetch leaves no
 file at the output path. Every network failure raises :class:`FetchError` naming the URL (HTTP plumbing:
 :mod:`latentsky.fetch.http`).
 """
@@ -38,9 +38,24 @@ import urllib3
 from tqdm.auto import tqdm
 
 from latentsky.fetch.http import CHUNK_BYTES, FetchError, download, get_bytes, http_session, index_links
-from latentsky.gaia_io import GaiaTableError, gaia_table_format, read_raw_table
-from latentsky.healpix import source_id_range
-from latentsky.outputs import atomic_output, to_arrow, write_parquet
+from latentsky.io.gaia import gaia_table_format, read_raw_table
+from latentsky.io.gaia_columns import DR2_COLUMNS, DR3_COLUMNS, GaiaTableError
+from latentsky.io.healpix import source_id_range
+from latentsky.provenance.files import atomic_output, to_arrow, write_parquet
+
+__all__ = [
+    "DEFAULT_BULK_URL",
+    "DEFAULT_TAP_URL",
+    "BulkFile",
+    "BulkPartition",
+    "FetchError",
+    "TapPartition",
+    "fetch_bulk_partition",
+    "fetch_partition_tap",
+    "list_bulk_files",
+    "partition_adql",
+    "select_bulk_files",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,29 +64,7 @@ DEFAULT_TAP_URL = "https://gea.esac.esa.int/"
 #: Directory of the Gaia DR2 bulk gaia_source CSV files.
 DEFAULT_BULK_URL = "https://cdn.gea.esac.esa.int/Gaia/gdr2/gaia_source/csv/"
 
-#: Columns the distance model reads (latentsky.gaia_io.CANONICAL_COLUMNS is derived from these), plus the
-#: fluxes' signal-to-noise and the DR2 astrometric goodness of fit that RUWE is computed from.
-DR2_COLUMNS: tuple[str, ...] = (
-    "source_id",
-    "ra",
-    "dec",
-    "parallax",
-    "parallax_error",
-    "phot_g_mean_mag",
-    "phot_bp_mean_mag",
-    "phot_rp_mean_mag",
-    "bp_rp",
-    "bp_g",
-    "phot_g_mean_flux_over_error",
-    "phot_bp_mean_flux_over_error",
-    "phot_rp_mean_flux_over_error",
-    "astrometric_chi2_al",
-    "astrometric_n_good_obs_al",
-)
-#: DR3 (and EDR3) publish RUWE itself.
-DR3_COLUMNS: tuple[str, ...] = (*DR2_COLUMNS, "ruwe")
-
-#: astroquery output formats, and the reader format (latentsky.gaia_io) their files are read with.
+#: astroquery output formats, and the reader format (latentsky.io.gaia) their files are read with.
 TAP_OUTPUT_FORMATS: dict[str, str] = {
     "votable": "votable",
     "votable_plain": "votable",
@@ -116,7 +109,7 @@ def partition_adql(
     -------
     str
         ``SELECT <columns> FROM <table> WHERE source_id BETWEEN <lo> AND <hi>`` with the inclusive bounds of
-        :func:`latentsky.healpix.source_id_range`.
+        :func:`latentsky.io.healpix.source_id_range`.
     """
     if not _TABLE_NAME.match(table):
         raise ValueError(f"table {table!r} is not a valid ADQL table name (schema.table)")
@@ -476,11 +469,11 @@ def fetch_bulk_partition(
     ----------
     pixel, order
         Nested HEALPix pixel and order (0–12) of the partition; its rows are those with
-        ``lo ≤ source_id ≤ hi`` (:func:`latentsky.healpix.source_id_range`).
+        ``lo ≤ source_id ≤ hi`` (:func:`latentsky.io.healpix.source_id_range`).
     out_path
         ``.csv.gz``: the archive's header and the selected rows, byte for byte as in the bulk files.
-        ``.parquet``: the same rows as a table (types inferred by :func:`latentsky.gaia_io.read_raw_table`),
-        written by :func:`latentsky.outputs.write_parquet` with ``provenance`` (required then, as for every
+        ``.parquet``: the same rows as a table (types inferred by :func:`latentsky.io.gaia.read_raw_table`),
+        written by :func:`latentsky.provenance.files.write_parquet` with ``provenance`` (required then, as for every
         Parquet file of the workflow) and the list of source files under the key ``latentsky.fetch``.
     base_url
         Directory of the bulk files (its HTML index is listed). DR2 names
@@ -589,20 +582,3 @@ def fetch_bulk_partition(
         n_rows=n_rows,
         md5_verified=bool(md5sums),
     )
-
-
-__all__ = [
-    "DEFAULT_BULK_URL",
-    "DEFAULT_TAP_URL",
-    "DR2_COLUMNS",
-    "DR3_COLUMNS",
-    "BulkFile",
-    "BulkPartition",
-    "FetchError",
-    "TapPartition",
-    "fetch_bulk_partition",
-    "fetch_partition_tap",
-    "list_bulk_files",
-    "partition_adql",
-    "select_bulk_files",
-]

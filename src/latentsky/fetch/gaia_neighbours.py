@@ -1,7 +1,7 @@
 """Gaia DR2 sources around OGLE positions, by a TAP upload join on the ESA Gaia archive.
 
 Paper 000 (PELS-VAE) Appendix A starts from *every* Gaia DR2 source within 2″ of each OGLE-III position
-(34,653 matches, its Table 4); the validation cascade (:func:`latentsky.crossmatch.run_cascade`) then picks
+(34,653 matches, its Table 4); the validation cascade (:func:`latentsky.variables.crossmatch.run_cascade`) then picks
 the counterpart among them using proper motions, Gaia's variability class, colours and Bailer-Jones
 distances. :func:`fetch_gaia_neighbours` retrieves those candidates with the columns the cascade reads:
 
@@ -35,10 +35,10 @@ import pandas as pd
 import pyarrow as pa
 from astropy.table import Table
 
-from latentsky.crossmatch import GAIA_COLUMNS
 from latentsky.fetch.gaia_archive import DEFAULT_TAP_URL, run_tap_job, tap_location
 from latentsky.fetch.http import FetchError
-from latentsky.outputs import write_parquet
+from latentsky.io.gaia_columns import GAIA_COLUMNS
+from latentsky.provenance.files import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +220,7 @@ def fetch_gaia_neighbours(
         Name of the uploaded table (``TAP_UPLOAD.<name>``).
     record
         Provenance record for the Parquet file; default: one built by
-        :func:`latentsky.provenance.build_record` for rule ``fetch_gaia_neighbours``.
+        :func:`latentsky.provenance.record.build_record` for rule ``fetch_gaia_neighbours``.
 
     Returns
     -------
@@ -274,7 +274,7 @@ def fetch_gaia_neighbours(
     log.info("%d pairs, %d distinct Gaia sources within %g arcsec", len(pairs), len(table), radius_arcsec)
 
     if record is None:
-        from latentsky.provenance import build_record
+        from latentsky.provenance.record import build_record
 
         record = build_record(
             rule="fetch_gaia_neighbours",

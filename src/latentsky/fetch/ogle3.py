@@ -13,8 +13,8 @@ case (targets ``blg``, ``lmc``, ``smc``, ``gd``; classes ``acep``, ``cep``, ``ds
 * ``README``, ``remarks.txt`` (skipped).
 
 :func:`fetch_ogle3_catalog` turns one directory into the two tables the workflow reads (the schema of the
-simulated catalog, :data:`latentsky.ogle_io.OBJECT_COLUMNS`, and :data:`LIGHT_CURVE_COLUMNS`). All
-parsing is done by :mod:`latentsky.ogle_io`; all HTTP by :mod:`latentsky.fetch.http` (retries, errors that
+simulated catalog, :data:`latentsky.io.ogle.OBJECT_COLUMNS`, and :data:`LIGHT_CURVE_COLUMNS`). All
+parsing is done by :mod:`latentsky.io.ogle`; all HTTP by :mod:`latentsky.fetch.http` (retries, errors that
 name the URL). Both Parquet files are written atomically, and only once everything has been fetched.
 """
 
@@ -39,8 +39,8 @@ import pyarrow as pa
 import requests
 
 from latentsky.fetch.http import FetchError, download, http_session, index_links
-from latentsky.ogle_io import OBJECT_COLUMNS, OgleFormatError, read_ogle_ident, read_ogle_lightcurve
-from latentsky.outputs import write_parquet
+from latentsky.io.ogle import OBJECT_COLUMNS, OgleFormatError, read_ogle_ident, read_ogle_lightcurve
+from latentsky.provenance.files import write_parquet
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +231,8 @@ def fetch_ogle3_catalog(
         retries of transient failures and first backoff (s, doubling); see
         :func:`latentsky.fetch.http.download`.
     record
-        Provenance record stored in both files (:func:`latentsky.outputs.write_parquet`); default: one built
-        by :func:`latentsky.provenance.build_record` for rule ``fetch_ogle3`` with these parameters.
+        Provenance record stored in both files (:func:`latentsky.provenance.files.write_parquet`); default: one built
+        by :func:`latentsky.provenance.record.build_record` for rule ``fetch_ogle3`` with these parameters.
 
     Returns
     -------
@@ -259,7 +259,7 @@ def fetch_ogle3_catalog(
     * an object in no period table is kept with NaN ``period``, ``i_mag`` and ``v_i`` and logged as a
       warning; the cross-match cascade flags it (it needs a period);
     * an object in two period tables (e.g. ``RRd`` stars) takes the first table in index order
-      (:func:`latentsky.ogle_io.read_ogle_ident`).
+      (:func:`latentsky.io.ogle.read_ogle_ident`).
     """
     if light_curves not in ("tarball", "per_object"):
         raise ValueError(f"light_curves must be 'tarball' or 'per_object', not {light_curves!r}")
@@ -364,7 +364,7 @@ def fetch_ogle3_catalog(
     light_curve_table = _light_curve_table(selected, curves, n_epochs)
 
     if record is None:
-        from latentsky.provenance import build_record
+        from latentsky.provenance.record import build_record
 
         record = build_record(
             rule="fetch_ogle3",

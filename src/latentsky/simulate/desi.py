@@ -1,6 +1,6 @@
 """Simulated DESI spectra with known truth: BGS-like galaxies, MWS-like stars and injected BGS outliers
 (paper 003), written as real DESI coadd + Redrock FITS files so that the workflow reads them with the same
-reader as real data (:func:`latentsky.desi_io.read_desi_coadd`).
+reader as real data (:func:`latentsky.io.desi.read_desi_coadd`).
 
 Recipe (every number is a physical anchor, not a fit):
 
@@ -395,7 +395,7 @@ def write_desi_files(
     atomically, with ``provenance`` in each primary header."""
     from astropy.io import fits
 
-    from latentsky.outputs import write_fits
+    from latentsky.provenance.files import write_fits
 
     t = sim.targets.iloc[rows]
     fibermap = fits.BinTableHDU.from_columns(

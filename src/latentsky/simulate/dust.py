@@ -36,7 +36,7 @@ from astropy import units as u
 from astropy.coordinates import Galactic, SkyCoord
 from astropy_healpix import HEALPix
 
-from latentsky.outputs import atomic_output, set_hdf5_provenance
+from latentsky.provenance.files import atomic_output, set_hdf5_provenance
 
 # --------------------------------------------------------------------------------------------------
 # Distance grid
@@ -570,14 +570,14 @@ def write_bayestar_h5(
     Parameters
     ----------
     path : path
-        Output file; written through :func:`latentsky.outputs.atomic_output`, so a reader never sees a
+        Output file; written through :func:`latentsky.provenance.files.atomic_output`, so a reader never sees a
         half-written map.
     dust_map : SimulatedDustMap
     which : {'observed', 'truth'}
         ``'observed'``: footprint pixels minus holes (what a user of the real map gets).
         ``'truth'``: all 12 nside² pixels, no holes.
     provenance : mapping, optional
-        The provenance record, stored as the root attribute :data:`latentsky.outputs.HDF5_ATTR`.
+        The provenance record, stored as the root attribute :data:`latentsky.provenance.files.HDF5_ATTR`.
 
     Returns
     -------

@@ -36,8 +36,8 @@ import pandas as pd
 from astropy import units as u
 from astropy.coordinates import SkyCoord
 
-from latentsky import healpix
 from latentsky.extinction import CRANMER2020, redden
+from latentsky.io import healpix
 from latentsky.simulate import gaia_errors as ge
 from latentsky.simulate.cmd import POPULATIONS, sample_cluster_cmd, sample_cmd
 from latentsky.simulate.dust import SimulatedDustMap

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from latentsky import healpix
+from latentsky.io import healpix
 from latentsky.simulate import gaia_errors as ge
 from latentsky.simulate.gaia import missing_bp_rp_probability
 
@@ -262,7 +262,7 @@ class OgleSimulation:
         then time.
     gaia : DataFrame
         Gaia DR2-like sources around the OGLE objects, with the columns the cross-match reads
-        (:data:`latentsky.crossmatch.GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in mas/yr; G mag; r_est pc)
+        (:data:`latentsky.io.gaia_columns.GAIA_COLUMNS`; ra/dec at J2015.5, deg; pm in mas/yr; G mag; r_est pc)
         plus Gaia DR2's FLAME ``radius_val`` (R_sun) and ``lum_val`` (L_sun), sorted by source_id.
     truth : DataFrame
         Per OGLE object: ``ogle_id``, ``source_id`` (its true counterpart), ``teff``, ``abs_g``, ``radius``,

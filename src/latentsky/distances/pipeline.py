@@ -1,0 +1,138 @@
+"""Train the CMD flow on a Gaia table and catalogue a Gaia table: the two steps of paper 004.
+
+Shared by the Snakemake scripts (``train_cmd_flow``, ``distance_catalog_partition``) and by
+``latentsky distances train|catalog`` for a user's own table, so both give the same answer for the same
+inputs and settings. Settings are the ``distances`` config block (config/schema.yaml).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from latentsky.distances.dust import DustSource
+from latentsky.distances.flow import CMDFlow, build_flow_from_state, flow_state
+from latentsky.distances.inputs import catalog_frame, posterior_settings, stars_from_gaia, training_mask
+from latentsky.distances.posterior import distance_posteriors
+from latentsky.distances.training import (
+    MIN_TRAINING_STARS,
+    CMDFlowTrainer,
+    TrainerState,
+    resume_from,
+    run_key,
+    trainer_resume_state,
+    training_settings,
+)
+from latentsky.provenance.files import load_checkpoint, save_checkpoint
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    trainer: CMDFlowTrainer
+    n_train_stars: int
+    removed_by_cut: dict[str, int]
+    resumed_from_step: int
+
+    def history(self) -> pd.DataFrame:
+        """Loss per optimiser step, with the round it belongs to."""
+        losses = np.asarray(self.trainer.losses)
+        steps = np.arange(1, len(losses) + 1, dtype=np.int64)
+        return pd.DataFrame(
+            {"step": steps, "round": (steps - 1) // self.trainer.settings.steps_per_round, "loss": losses}
+        )
+
+    def model_state(self) -> dict[str, Any]:
+        """Payload of the final model checkpoint (see :func:`load_cmd_flow`)."""
+        return {
+            "model": flow_state(self.trainer.model),
+            "training": self.trainer.settings.as_dict(),
+            "n_train_stars": self.n_train_stars,
+            "removed_by_cut": self.removed_by_cut,
+            "final_step": self.trainer.step,
+        }
+
+
+def train_cmd_flow(
+    gaia: pd.DataFrame,
+    dust: DustSource,
+    distances: Mapping[str, Any],
+    seed: int,
+    device: torch.device,
+    *,
+    input_digests: list[str],
+    resume_path: str | Path | None = None,
+    resume_record: Mapping[str, Any] | None = None,
+    progress: Callable[[int, float], None] | None = None,
+) -> TrainingResult:
+    """Select training stars with the paper's cuts and train, resuming from ``resume_path`` if it holds
+    a checkpoint of the same run (same settings, seed and ``input_digests``); checkpoints go there."""
+    stars = stars_from_gaia(gaia, distances["parallax_offset_mas"])
+    keep, removed = training_mask(gaia, stars, dust, distances["ruwe_limit"], distances["train_min_dec_deg"])
+    train_idx = np.flatnonzero(keep)
+    cap = distances.get("max_train_stars", 0)
+    if cap and len(train_idx) > cap:
+        train_idx = np.sort(np.random.default_rng([seed, 0]).choice(train_idx, cap, replace=False))
+    log.info("training stars: %d of %d; removed by cut: %s", len(train_idx), len(stars), removed)
+    if len(train_idx) < MIN_TRAINING_STARS:
+        raise ValueError(
+            f"only {len(train_idx)} stars pass the training cuts (removed: {removed}); "
+            f"the flow needs at least {MIN_TRAINING_STARS}"
+        )
+    settings = training_settings(dict(distances))
+    key = run_key(settings, seed, input_digests)
+    trainer = CMDFlowTrainer(stars.subset(train_idx), dust, settings, seed=seed, device=device)
+    start = 0
+    if resume_path is not None and Path(resume_path).is_file():
+        payload, _ = load_checkpoint(resume_path, map_location=str(device))
+        if resume_from(trainer, payload, key):
+            start = trainer.step
+            log.info("resumed from %s at step %d", resume_path, start)
+        else:
+            log.info("ignoring %s: it belongs to another run (settings, seed or inputs differ)", resume_path)
+
+    def on_resume_point(state: TrainerState) -> None:
+        if resume_path is not None:
+            save_checkpoint(trainer_resume_state(trainer, state, key), resume_path, resume_record or {})
+
+    trainer.train(on_resume_point=on_resume_point, progress=progress)
+    return TrainingResult(trainer, int(len(train_idx)), removed, start)
+
+
+def load_cmd_flow(path: str | Path, device: torch.device) -> CMDFlow:
+    """The trained flow from a model checkpoint written by the training rule or CLI."""
+    state, _ = load_checkpoint(path, map_location=str(device))
+    return build_flow_from_state(state["model"]).to(device)
+
+
+def posterior_catalog(
+    gaia: pd.DataFrame,
+    flow: CMDFlow,
+    dust: DustSource,
+    distances: Mapping[str, Any],
+    seed: int,
+    device: torch.device,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """One catalog row per star of ``gaia`` (see :func:`latentsky.distances.inputs.catalog_frame`)."""
+    stars = stars_from_gaia(gaia, distances["parallax_offset_mas"])
+    posterior = distance_posteriors(
+        stars,
+        flow,
+        dust,
+        posterior_settings(distances["posterior"]),
+        np.random.default_rng(seed),
+        ruwe=gaia["ruwe"].to_numpy(dtype=float, na_value=np.nan),
+        ruwe_limit=distances["ruwe_limit"],
+        device=device,
+        progress=progress,
+    )
+    return catalog_frame(gaia, posterior)

@@ -1,0 +1,556 @@
+"""Readers for OGLE-III files: light curves, ident/period tables and the OGLE-III × Gaia DR2 cross-match.
+
+Three formats, each read into a :class:`pandas.DataFrame` with fixed column names and units. Bad input
+raises :class:`OgleFormatError` (a ``ValueError``) naming the file, the line or column and what was
+expected; nothing is dropped silently.
+
+Light curves (:func:`read_ogle_lightcurve`)
+    The OGLE-III photometry files (``OGLE-LMC-CEP-0002.dat``): no header, three whitespace-separated
+    columns ``HJD-2450000  I  err``, magnitudes and errors in mag printed to 0.001 mag. Output columns
+    ``time`` (HJD − 2450000, days), ``mag`` (I, mag), ``err`` (mag), in file order.
+
+Ident tables (:func:`read_ogle_ident`, :func:`read_ogle_period_table`)
+    The OGLE-III Catalog of Variable Stars distributes, per class and field, an ``ident.dat``::
+
+        OGLE-LMC-CEP-0002  LMC175.6  11404  F   04:36:03.14 -70:30:53.2  OGLE05...  05...  ...
+        ^ID                ^field    ^star  ^subtype (some classes)  ^RA  ^Dec  ^cross-identifications
+
+    i.e. ID, OGLE-III field, star number in the field, for most classes a mode/subtype token (``F``,
+    ``1O``, ``F/1O``, ``RRab``, ``Mira``, ``BLHer``...), RA as ``hh:mm:ss.ss`` and Dec as
+    ``±dd:mm:ss.s`` (J2000), then optional cross-identifications (OGLE-II, MACHO, GCVS, ...) that are
+    blank when absent, so the number of tokens varies from line to line. The reader therefore locates RA
+    and Dec by their sexagesimal pattern rather than by position. Periods live in separate per-mode tables
+    (``cepF.dat``, ``cep1O.dat``, ``RRab.dat``, ...)::
+
+        OGLE-LMC-CEP-0002  15.530  16.265  3.1181189  0.0000057  2171.37258  0.443  0.478  4.480 ...
+        ^ID                ^<I>    ^<V>    ^P [d]     ^sigma_P   ^T0 (HJD-2450000)  ^I amplitude ...
+
+    where a missing value is written ``-`` or ``-99.99``. :func:`read_ogle_period_table` reads ID,
+    ``i_mag``, ``v_mag``, ``period`` (d), ``period_err`` (d), ``t0`` (HJD − 2450000) and ``i_amp``
+    (mag); :func:`read_ogle_ident` merges any given period tables onto the ident rows.
+
+Cross-match (:func:`read_ogle_gaia_xmatch`)
+    The PELS-VAE authors' OGLE-III × Gaia DR2 CSV tables (paper 000, Sec. 2.3 and Appendix A); see that
+    function for the column mapping and the two quirks of these files (``angDist`` in arcsec, and
+    ``abs_Gmag`` = ``abs_Imag`` in two of them).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from astropy import units as u
+from astropy.coordinates import Angle
+
+__all__ = [
+    "OgleFormatError",
+    "parse_ogle_id",
+    "read_ogle_lightcurve",
+    "read_ogle_period_table",
+    "read_ogle_ident",
+    "read_ogle_gaia_xmatch",
+    "read_training_meta_ids",
+    "XMATCH_COLUMNS",
+]
+
+
+class OgleFormatError(ValueError):
+    """An OGLE file does not have the expected layout; the message names the file and line or column."""
+
+
+#: ``OGLE-<target>-<class>-<number>``; target LMC, SMC, BLG (bulge) or GD (Galactic disk).
+#: Columns of the OGLE object catalog the workflow reads, whatever made it (the archive fetcher,
+#: :mod:`latentsky.fetch.ogle3`, or the simulation, :mod:`latentsky.simulate.ogle`): what the OGLE-III catalog
+#: gives per object. Physical parameters are not among them; they come from the Gaia match.
+OBJECT_COLUMNS: tuple[str, ...] = (
+    "ogle_id",
+    "field",
+    "ra",
+    "dec",
+    "var_class",
+    "subtype",
+    "period",
+    "i_mag",
+    "v_i",
+    "n_epochs",
+)
+
+_OGLE_ID = re.compile(r"^OGLE-(?P<target>[A-Z]+)-(?P<var_class>[A-Z0-9]+)-(?P<number>\d+)$")
+_RA = re.compile(r"^\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
+_DEC = re.compile(r"^[+-]?\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
+#: Missing-value markers in the OGLE-III ASCII tables.
+_MISSING = {"-", "-99.99", "-99.990", "99.999", "NaN", "nan"}
+
+
+def parse_ogle_id(ogle_id: str) -> tuple[str, str, int]:
+    """Split an OGLE-III identifier into (target, class, number).
+
+    Parameters
+    ----------
+    ogle_id : str
+        For example ``"OGLE-LMC-CEP-0002"`` or ``"OGLE-BLG-RRLYR-02924"``.
+
+    Returns
+    -------
+    tuple of (str, str, int)
+        Target field group (``LMC``, ``SMC``, ``BLG``, ``GD``), variability class (``CEP``, ``RRLYR``,
+        ``T2CEP``, ...) and the running number.
+    """
+    match = _OGLE_ID.match(str(ogle_id).strip())
+    if match is None:
+        raise OgleFormatError(
+            f"{ogle_id!r} is not an OGLE-III identifier of the form OGLE-<target>-<class>-<number>"
+        )
+    return match["target"], match["var_class"], int(match["number"])
+
+
+def _float_or_nan(token: str) -> float:
+    return math.nan if token in _MISSING else float(token)
+
+
+def read_ogle_lightcurve(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an OGLE-III I-band light-curve file.
+
+    Parameters
+    ----------
+    path : path-like
+        A headerless file with three whitespace-separated columns per line: HJD − 2450000 (days), I (mag),
+        I error (mag). Blank lines and ``#`` comments are ignored.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``time`` (HJD − 2450000, d), ``mag`` (I, mag), ``err`` (mag), float64, in file order (the
+        order is kept, not sorted, so that a file out of time order stays visible to the caller).
+
+    Raises
+    ------
+    OgleFormatError
+        A line with other than 3 columns, a non-numeric or non-finite value, or an error that is NaN or
+        not positive (an error ≤ 0 would give infinite weight in the error-weighted fits downstream).
+    """
+    path = Path(path)
+    rows: list[tuple[float, float, float]] = []
+    with open(path, encoding="ascii", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            tokens = text.split()
+            if len(tokens) != 3:
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: expected 3 columns (HJD-2450000, I, err), found {len(tokens)}: {text!r}"
+                )
+            try:
+                t, m, e = (float(x) for x in tokens)
+            except ValueError as exc:
+                raise OgleFormatError(f"{path}, line {lineno}: non-numeric value in {text!r}") from exc
+            if not (math.isfinite(t) and math.isfinite(m)):
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: time and magnitude must be finite, got {text!r}"
+                )
+            if not (math.isfinite(e) and e > 0):
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: error (column 3) must be finite and > 0 mag, got {e}"
+                )
+            rows.append((t, m, e))
+    if not rows:
+        raise OgleFormatError(f"{path}: no photometry lines found")
+    return pd.DataFrame(np.array(rows, dtype=np.float64), columns=["time", "mag", "err"])
+
+
+def read_ogle_period_table(path: str | os.PathLike) -> pd.DataFrame:
+    """Read an OGLE-III per-mode period table (``cepF.dat``, ``RRab.dat``, ...).
+
+    Parameters
+    ----------
+    path : path-like
+        Whitespace table: ID, <I> (mag), <V> (mag), P (d), σ_P (d), T0 (HJD − 2450000), I amplitude (mag),
+        then Fourier parameters (ignored). ``-`` or ``-99.99`` mark missing values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``ogle_id``, ``i_mag``, ``v_mag``, ``period`` (d), ``period_err`` (d), ``t0``
+        (HJD − 2450000, d), ``i_amp`` (mag).
+    """
+    path = Path(path)
+    names = ["i_mag", "v_mag", "period", "period_err", "t0", "i_amp"]
+    records = []
+    with open(path, encoding="ascii", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            tokens = text.split()
+            if len(tokens) < 4:
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: expected at least ID, <I>, <V>, P; found {len(tokens)} columns"
+                )
+            parse_ogle_id(tokens[0])
+            values = tokens[1:7] + ["-"] * max(0, 6 - len(tokens[1:7]))
+            try:
+                parsed = [_float_or_nan(v) for v in values]
+            except ValueError as exc:
+                raise OgleFormatError(f"{path}, line {lineno}: non-numeric value in {text!r}") from exc
+            if not (parsed[2] > 0):
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: period (column 4) must be > 0 d, got {values[2]}"
+                )
+            records.append([tokens[0], *parsed])
+    return pd.DataFrame(records, columns=["ogle_id", *names])
+
+
+def read_ogle_ident(
+    path: str | os.PathLike, period_tables: Sequence[str | os.PathLike] | None = None
+) -> pd.DataFrame:
+    """Read an OGLE-III ``ident.dat`` table, optionally with periods from per-mode tables.
+
+    Parameters
+    ----------
+    path : path-like
+        ``ident.dat`` layout (module docstring): ID, field, star number, optional subtype, RA
+        (``hh:mm:ss.ss``), Dec (``±dd:mm:ss.s``), optional cross-identifications.
+    period_tables : sequence of path-like, optional
+        ``cepF.dat``-style tables (:func:`read_ogle_period_table`) whose ``period`` (and ``t0``,
+        ``i_mag``, ``v_mag``, ``i_amp``) are joined on the ID. An object listed in two tables (a double-mode
+        star in both ``cepF.dat`` and ``cep1O.dat``) keeps the first table's values.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Columns ``ogle_id``, ``target``, ``field``, ``star_id`` (nullable Int64), ``subtype`` (missing where
+        the class has no subtype column), ``ra``, ``dec`` (J2000, deg), ``var_class`` (from the ID, e.g.
+        ``OGLE-LMC-CEP-0002`` → ``CEP``), ``cross_ids`` (the remaining tokens joined by spaces), and the
+        period-table columns when ``period_tables`` is given (NaN for IDs absent from them).
+    """
+    path = Path(path)
+    records = []
+    with open(path, encoding="ascii", errors="replace") as handle:
+        for lineno, line in enumerate(handle, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            tokens = text.split()
+            ra_pos = next((i for i, tok in enumerate(tokens) if _RA.match(tok)), None)
+            if ra_pos is None or ra_pos + 1 >= len(tokens) or not _DEC.match(tokens[ra_pos + 1]):
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: expected RA as hh:mm:ss.ss followed by Dec as ±dd:mm:ss.s, "
+                    f"found none in {text!r}"
+                )
+            # ID, field, star number and at most one subtype token precede the coordinates.
+            if not 3 <= ra_pos <= 4:
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: expected ID, field, star number and an optional subtype before RA, "
+                    f"found {ra_pos} columns"
+                )
+            try:
+                target, var_class, _ = parse_ogle_id(tokens[0])
+            except OgleFormatError as exc:
+                raise OgleFormatError(f"{path}, line {lineno}: {exc}") from None
+            star = tokens[2]
+            if star not in _MISSING and not star.isdigit():
+                raise OgleFormatError(
+                    f"{path}, line {lineno}: star number (column 3) must be an integer, got {star!r}"
+                )
+            records.append(
+                {
+                    "ogle_id": tokens[0],
+                    "target": target,
+                    "field": tokens[1],
+                    "star_id": None if star in _MISSING else int(star),
+                    "subtype": tokens[3] if ra_pos == 4 else None,
+                    "ra_str": tokens[ra_pos],
+                    "dec_str": tokens[ra_pos + 1],
+                    "var_class": var_class,
+                    "cross_ids": " ".join(tokens[ra_pos + 2 :]),
+                }
+            )
+    if not records:
+        raise OgleFormatError(f"{path}: no ident lines found")
+    frame = pd.DataFrame(records)
+    frame["star_id"] = frame["star_id"].astype("Int64")
+    frame.insert(5, "ra", Angle(frame.pop("ra_str").to_numpy(), unit=u.hourangle).deg)
+    frame.insert(6, "dec", Angle(frame.pop("dec_str").to_numpy(), unit=u.deg).deg)
+    if frame["ogle_id"].duplicated().any():
+        dup = frame.loc[frame["ogle_id"].duplicated(), "ogle_id"].iloc[0]
+        raise OgleFormatError(f"{path}: ID {dup} appears more than once")
+    if period_tables:
+        periods = pd.concat([read_ogle_period_table(p) for p in period_tables], ignore_index=True)
+        periods = periods.drop_duplicates("ogle_id", keep="first")
+        frame = frame.merge(periods, on="ogle_id", how="left")
+    return frame
+
+
+#: Output column → source column of the OGLE-III × Gaia DR2 tables (paper 000 authors' CSVs).
+XMATCH_COLUMNS: dict[str, str] = {
+    "ogle_id": "OGLE-ID",
+    "var_class": "Type",
+    "subtype": "subType",
+    "period": "Period",
+    "i_mag": "I",
+    "v_i": "V_I",
+    "ogle_ra": "RA",
+    "ogle_dec": "Dec",
+    "source_id": "source_id",
+    "gaia_ra": "ra_x",
+    "gaia_dec": "dec_x",
+    "parallax": "parallax",
+    "pmra": "pmra",
+    "pmdec": "pmdec",
+    "phot_g_mean_mag": "phot_g_mean_mag",
+    "phot_bp_mean_mag": "phot_bp_mean_mag",
+    "phot_rp_mean_mag": "phot_rp_mean_mag",
+    "bp_rp": "bp_rp",
+    "teff_val": "teff_val",
+    "radius_val": "radius_val",
+    "lum_val": "lum_val",
+    "r_est": "r_est",
+    "snr": "SNR",
+    "gaia_var_class": "best_class_name",
+}
+_XMATCH_REQUIRED = (
+    "OGLE-ID",
+    "Type",
+    "Period",
+    "RA",
+    "Dec",
+    "source_id",
+    "ra_x",
+    "dec_x",
+    "phot_g_mean_mag",
+    "r_est",
+)
+
+
+def read_ogle_gaia_xmatch(path: str | os.PathLike) -> pd.DataFrame:
+    """Read one OGLE-III × Gaia DR2 cross-match CSV of the PELS-VAE authors into normalised columns.
+
+    Parameters
+    ----------
+    path : path-like
+        ``cmd_confirmed.csv``, ``var_conf_matches.csv``, ``cmd_secondaries_confirmed.csv``,
+        ``one_pmrad_match.csv`` or ``gaiaVar_noClass_confirmed.csv``. Column order differs between them,
+        so columns are taken by name.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The columns of :data:`XMATCH_COLUMNS` (``source_id`` nullable Int64, periods in d, magnitudes in mag,
+        coordinates in deg, pm in mas/yr, ``r_est`` in pc; a column absent from the file is all-NaN), plus
+
+        ``ang_dist_arcsec``
+            The file's ``angDist``. Its unit is **arcsec**, not deg: it equals, to 5e-7″, the separation
+            between the OGLE position (``RA``, ``Dec``) and the Gaia position propagated to J2000
+            (``ra_epoch2000``, ``dec_epoch2000``), and its maximum is just under the 2″ search radius of
+            paper 000 Sec. 2.3. ``cmd_secondaries_confirmed.csv`` has no ``angDist``: NaN there.
+        ``sep_arcsec``
+            Separation between the OGLE position and the Gaia epoch-2015.5 position (``ra_x``, ``dec_x``)
+            recomputed here for every file (differs from ``angDist`` by the proper motion over 15.5 yr).
+        ``abs_g``
+            M_G = G − 5 log10(r_est / 10 pc), recomputed, because the files' ``abs_Gmag`` is a copy of
+            ``abs_Imag`` in ``cmd_confirmed.csv`` and ``var_conf_matches.csv`` (data README). NaN where
+            ``r_est`` is missing or not positive. No extinction correction (the paper applies none).
+    """
+    path = Path(path)
+    try:
+        raw = pd.read_csv(path, dtype={"source_id": "Int64", "OGLE-ID": str, "Type": str, "subType": str})
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise OgleFormatError(f"{path}: not a readable OGLE-Gaia cross-match CSV ({exc})") from exc
+    missing = [c for c in _XMATCH_REQUIRED if c not in raw.columns]
+    if missing:
+        raise OgleFormatError(f"{path}: missing required column(s) {missing}; found {list(raw.columns)}")
+    out = pd.DataFrame(index=raw.index)
+    for new, old in XMATCH_COLUMNS.items():
+        if old in raw.columns:
+            out[new] = raw[old]
+        else:
+            out[new] = np.nan
+    for col in out.columns:
+        if col not in ("ogle_id", "var_class", "subtype", "source_id", "gaia_var_class"):
+            out[col] = pd.to_numeric(out[col], errors="raise").astype(np.float64)
+    bad_id = ~out["ogle_id"].astype(str).str.match(_OGLE_ID.pattern)
+    if bad_id.any():
+        row = int(np.flatnonzero(bad_id.to_numpy())[0])
+        raise OgleFormatError(
+            f"{path}: column OGLE-ID, row {row}: {out['ogle_id'].iloc[row]!r} is not an OGLE ID"
+        )
+    id_class = out["ogle_id"].str.split("-").str[2]
+    mismatch = id_class != out["var_class"]
+    if mismatch.any():
+        row = int(np.flatnonzero(mismatch.to_numpy())[0])
+        raise OgleFormatError(
+            f"{path}: column Type, row {row}: {out['var_class'].iloc[row]!r} disagrees with the class in "
+            f"{out['ogle_id'].iloc[row]}"
+        )
+    bad_period = ~(out["period"] > 0)
+    if bad_period.any():
+        row = int(np.flatnonzero(bad_period.to_numpy())[0])
+        raise OgleFormatError(
+            f"{path}: column Period, row {row}: expected > 0 d, got {out['period'].iloc[row]}"
+        )
+    out["ang_dist_arcsec"] = raw["angDist"].astype(np.float64) if "angDist" in raw.columns else np.nan
+    out["sep_arcsec"] = _separation_arcsec(out["ogle_ra"], out["ogle_dec"], out["gaia_ra"], out["gaia_dec"])
+    r_est = out["r_est"].to_numpy()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["abs_g"] = np.where(r_est > 0, out["phot_g_mean_mag"] - 5.0 * np.log10(r_est / 10.0), np.nan)
+    return out
+
+
+def _separation_arcsec(ra1: pd.Series, dec1: pd.Series, ra2: pd.Series, dec2: pd.Series) -> np.ndarray:
+    """Great-circle separation (haversine, numerically safe at sub-arcsec scales), inputs in deg."""
+    r1, d1, r2, d2 = (np.radians(np.asarray(x, dtype=np.float64)) for x in (ra1, dec1, ra2, dec2))
+    hav = np.sin((d2 - d1) / 2) ** 2 + np.cos(d1) * np.cos(d2) * np.sin((r2 - r1) / 2) ** 2
+    return np.degrees(2 * np.arcsin(np.sqrt(np.clip(hav, 0.0, 1.0)))) * 3600.0
+
+
+def read_training_meta_ids(path: str | os.PathLike) -> pd.Series:
+    """Read ``training_meta_id.csv``: the Gaia source_id of each example of the authors' augmented set.
+
+    Returns
+    -------
+    pandas.Series
+        int64 ``source_id`` values, one per training example; ids repeat, one repeat per augmented copy.
+    """
+    path = Path(path)
+    raw = pd.read_csv(path)
+    if "GAIA_source_id" not in raw.columns:
+        raise OgleFormatError(f"{path}: expected column GAIA_source_id, found {list(raw.columns)}")
+    ids = raw["GAIA_source_id"]
+    if ids.isna().any() or not pd.api.types.is_integer_dtype(ids):
+        raise OgleFormatError(f"{path}: column GAIA_source_id must be integers without gaps")
+    return ids.astype(np.int64).rename("source_id")
+
+
+#: The PELS-VAE authors' OGLE-III × Gaia DR2 tables and the Table-4 row each one holds (paper 000 App. A).
+PUBLISHED_XMATCH_TABLES: dict[str, str] = {
+    "cmd_confirmed.csv": "cmd_validated",
+    "var_conf_matches.csv": "same_var_class",
+    "one_pmrad_match.csv": "one_in_pm_radius",
+    "gaiaVar_noClass_confirmed.csv": "variable_no_class",
+    "cmd_secondaries_confirmed.csv": "second_cmd_validated",
+}
+
+
+@dataclass
+class PublishedCrossmatch:
+    """The authors' tables (:data:`PUBLISHED_XMATCH_TABLES`) as inputs of :func:`latentsky.variables.crossmatch.run_cascade`.
+
+    Attributes
+    ----------
+    ogle : DataFrame
+        One row per OGLE object (``ogle_id`` unique): ``ra``, ``dec`` (OGLE, deg), ``var_class``,
+        ``subtype``, ``period``.
+    gaia : DataFrame
+        One row per Gaia source of any table: :data:`latentsky.io.gaia_columns.GAIA_COLUMNS` plus ``radius_val``,
+        ``lum_val``. ``phot_variable_flag`` is ``VARIABLE`` for the sources of the two variability tables,
+        whose ``best_class_name`` (``var_conf_matches.csv``) becomes ``gaia_var_class``.
+    published : DataFrame
+        Per OGLE object: ``published_tables`` (file names joined by "+"), ``published_rows`` (the authors'
+        Table-4 rows, joined the same way) and ``published_source_ids`` (list of the Gaia source_ids the
+        authors accepted for it: two for a few objects listed twice).
+    """
+
+    ogle: pd.DataFrame
+    gaia: pd.DataFrame
+    published: pd.DataFrame
+
+
+def read_published_crossmatch(directory: str | os.PathLike) -> PublishedCrossmatch:
+    """Read the five OGLE-III × Gaia DR2 tables of the PELS-VAE authors into cascade inputs.
+
+    Every table is read with :func:`read_ogle_gaia_xmatch` (so its checks and column fixes apply). A source
+    in two tables keeps one row: the variability information of either (a source the authors list as a
+    Gaia variable is one). Missing tables raise :class:`OgleFormatError` naming them.
+    """
+    directory = Path(directory)
+    missing = [name for name in PUBLISHED_XMATCH_TABLES if not (directory / name).is_file()]
+    if missing:
+        raise OgleFormatError(f"{directory}: missing the authors' cross-match table(s) {missing}")
+    frames = []
+    for name, row in PUBLISHED_XMATCH_TABLES.items():
+        xm = read_ogle_gaia_xmatch(directory / name)
+        variable = name in ("var_conf_matches.csv", "gaiaVar_noClass_confirmed.csv")
+        frames.append(xm.assign(file=name, table_row=row, variable=variable))
+    rows = pd.concat(frames, ignore_index=True)
+
+    ogle = rows.drop_duplicates("ogle_id")[
+        ["ogle_id", "ogle_ra", "ogle_dec", "var_class", "subtype", "period"]
+    ]
+    ogle = ogle.rename(columns={"ogle_ra": "ra", "ogle_dec": "dec"}).reset_index(drop=True)
+
+    by_source = rows.sort_values(["variable", "gaia_var_class"], ascending=False, na_position="last")
+    gaia = by_source.drop_duplicates("source_id").sort_values("source_id")
+    gaia = pd.DataFrame(
+        {
+            "source_id": gaia["source_id"].to_numpy(np.int64),
+            "ra": gaia["gaia_ra"].to_numpy(),
+            "dec": gaia["gaia_dec"].to_numpy(),
+            "pmra": gaia["pmra"].to_numpy(),
+            "pmdec": gaia["pmdec"].to_numpy(),
+            "phot_g_mean_mag": gaia["phot_g_mean_mag"].to_numpy(),
+            "bp_rp": gaia["bp_rp"].to_numpy(),
+            "teff_val": gaia["teff_val"].to_numpy(),
+            "r_est": gaia["r_est"].to_numpy(),
+            "phot_variable_flag": np.where(gaia["variable"], "VARIABLE", "NOT_AVAILABLE"),
+            "gaia_var_class": pd.array(gaia["gaia_var_class"].to_numpy(), dtype="string"),
+            "radius_val": gaia["radius_val"].to_numpy(),
+            "lum_val": gaia["lum_val"].to_numpy(),
+        }
+    )
+    grouped = rows.groupby("ogle_id", sort=False)
+    published = pd.DataFrame(
+        {
+            "published_tables": grouped["file"].agg(lambda s: "+".join(dict.fromkeys(s))),
+            "published_rows": grouped["table_row"].agg(lambda s: "+".join(dict.fromkeys(s))),
+            "published_source_ids": grouped["source_id"].agg(lambda s: sorted({int(v) for v in s})),
+        }
+    ).reindex(ogle["ogle_id"])
+    return PublishedCrossmatch(ogle=ogle, gaia=gaia.reset_index(drop=True), published=published.reset_index())
+
+
+def compare_with_published(matches: pd.DataFrame, published: PublishedCrossmatch) -> pd.DataFrame:
+    """Join cascade results with the authors' decisions: ``matches`` plus the ``published_*`` columns and
+    ``agrees`` (the cascade accepted a source the authors accepted for the same object)."""
+    out = matches.merge(published.published, on="ogle_id", how="left", validate="1:1")
+    chosen = out["source_id"].astype("Int64").fillna(-1).to_numpy(np.int64)
+    out["agrees"] = [
+        bool(acc) and int(sid) in (ids if isinstance(ids, list | np.ndarray) else ())
+        for acc, sid, ids in zip(out["accepted"], chosen, out["published_source_ids"], strict=True)
+    ]
+    return out
+
+
+def concat_ogle_catalogs(
+    objects: Sequence[pd.DataFrame], light_curves: Sequence[pd.DataFrame], names: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Concatenate per-directory OGLE catalogs (:mod:`latentsky.fetch.ogle3` outputs) into one of each.
+
+    Raises :class:`OgleFormatError` naming the tables when a column of :data:`OBJECT_COLUMNS` is missing or
+    an ``ogle_id`` appears in two of them (the same directory configured twice).
+    """
+    names = list(names) if names is not None else [f"table {i}" for i in range(len(objects))]
+    for name, frame in zip(names, objects, strict=True):
+        missing = [c for c in OBJECT_COLUMNS if c not in frame.columns]
+        if missing:
+            raise OgleFormatError(f"{name}: missing column(s) {missing} of an OGLE objects table")
+    tagged = pd.concat(
+        [f[list(OBJECT_COLUMNS)].assign(_source=n) for f, n in zip(objects, names, strict=True)],
+        ignore_index=True,
+    )
+    dup = tagged["ogle_id"].duplicated(keep=False)
+    if dup.any():
+        first = tagged.loc[dup, "ogle_id"].iloc[0]
+        where = sorted(set(tagged.loc[tagged["ogle_id"] == first, "_source"]))
+        raise OgleFormatError(f"OGLE ID {first} appears in more than one catalog: {where}")
+    merged = tagged.drop(columns="_source").sort_values("ogle_id", kind="stable").reset_index(drop=True)
+    curves = pd.concat(list(light_curves), ignore_index=True)
+    curves = curves.sort_values(["ogle_id", "time"], kind="stable").reset_index(drop=True)
+    return merged, curves

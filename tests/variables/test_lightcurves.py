@@ -1,0 +1,190 @@
+"""Tests for latentsky.variables.lightcurves (paper 000 Sec. 2.1-2.2) on real OGLE-III light curves and toy tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import SHARED_DATA
+
+from latentsky.io.ogle import read_ogle_lightcurve
+from latentsky.variables.lightcurves import (
+    augment,
+    augmentation_plan,
+    balance_classes,
+    fold,
+    keep_subtype,
+    preprocess_lightcurve,
+    sigma_clip_lightcurve,
+    snr,
+    stratified_split,
+    table1_counts,
+    undersample,
+)
+
+DATA = SHARED_DATA / "ogle3_lightcurves"
+
+
+def load(name):
+    lc = read_ogle_lightcurve(DATA / f"{name}.dat")
+    return lc["time"].to_numpy(), lc["mag"].to_numpy(), lc["err"].to_numpy()
+
+
+def binned_scatter(phase, mag, n_bins=20):
+    """RMS of mag minus its phase-bin median: what is left after removing the folded shape."""
+    bins = np.minimum((phase * n_bins).astype(int), n_bins - 1)
+    med = np.array([np.median(mag[bins == b]) for b in range(n_bins)])
+    return np.std(mag - med[bins])
+
+
+@pytest.mark.parametrize(
+    ("name", "period", "ratio"),
+    # RRab: 139 points (~7 per bin) and a rise of ~1 mag within ~0.1 in phase, so a 0.05-wide bin on the
+    # rising branch spans ~0.5 mag; measured ratio 0.25, vs ~1 for a wrong period.
+    [("OGLE-LMC-CEP-0002", 3.118120, 0.2), ("OGLE-BLG-RRLYR-02924", 0.43594, 0.3)],
+)
+def test_fold_gives_clean_curve(name, period, ratio):
+    t, m, _ = load(name)
+    phase = fold(t, period)
+    assert phase.min() >= 0 and phase.max() < 1
+    # Folded on the right period the shape explains almost all variance: the residual scatter about the
+    # phase-binned median is intrinsic noise + bin width, below `ratio` times the raw scatter (the pulsation itself).
+    assert binned_scatter(phase, m) < ratio * np.std(m)
+    # On a wrong period (10% off) the phases scramble and the ratio is near 1: the test can fail.
+    assert binned_scatter(fold(t, period * 1.1), m) > 0.5 * np.std(m)
+
+
+def test_snr_matches_authors_column():
+    # var_conf_matches.csv lists OGLE-LMC-CEP-0674 with SNR 32.54862.
+    _, m, e = load("OGLE-LMC-CEP-0674")
+    assert snr(m, e) == pytest.approx(32.54862, rel=1e-5)
+
+
+def test_snr_cut():
+    rng = np.random.default_rng(1)
+    t = np.sort(rng.uniform(0, 100, 400))
+    e = np.full(400, 0.01)
+    flat = 15 + rng.normal(0, 0.01, 400)
+    assert snr(flat, e) < 5
+    assert preprocess_lightcurve(t, flat, e, 1.0, rng) is None
+    t2, m2, e2 = load("OGLE-LMC-CEP-0002")
+    out = preprocess_lightcurve(t2, m2, e2, 3.118120, rng)
+    assert out is not None and len(out[0]) == 300 and np.all(np.diff(out[0]) >= 0)
+
+
+@pytest.mark.parametrize("period", [None, 3.118120])
+def test_clipping_removes_outliers(period):
+    t, m, e = load("OGLE-LMC-CEP-0002")
+    rng = np.random.default_rng(2)
+    bad = rng.choice(len(m), 8, replace=False)
+    m2, e2 = m.copy(), e.copy()
+    m2[bad[:4]] = np.median(m) + 10 * np.std(m) * np.array([1, -1, 1, -1])
+    e2[bad[4:]] = np.median(e) + 10 * 0.001 * 10
+    keep = sigma_clip_lightcurve(t, m2, e2, period=period)
+    assert not keep[bad].any()
+    clean = np.setdiff1d(np.arange(len(m)), bad)
+    assert keep[clean].mean() > 0.95
+
+
+def test_clipping_does_not_reject_rounding_steps():
+    # RRLYR-02924 errors are 0.004 or 0.005 mag only; σ(err) ~ 1e-4 would clip every 0.005 without the floor.
+    t, m, e = load("OGLE-BLG-RRLYR-02924")
+    assert sigma_clip_lightcurve(t, m, e).mean() > 0.95
+
+
+def test_subtype_filter():
+    assert keep_subtype("CEP", "F") and keep_subtype("CEP", "1O")
+    assert not keep_subtype("CEP", "F/1O") and not keep_subtype("CEP", "1O/2O/3O")
+    assert keep_subtype("RRLYR", "RRab") and not keep_subtype("RRLYR", "RRd")
+    assert keep_subtype("LPV", "Mira")
+    assert not any(keep_subtype("LPV", s) for s in ("SRV", "OSARG", "C", "O"))
+    assert keep_subtype("ECL", "C") and keep_subtype("ECL", "NC")  # contact / non-contact binaries
+    assert not keep_subtype("DSCT", "multimode") and not keep_subtype("DSCT", "F/1O+nr")
+    assert keep_subtype("ELL", None) and keep_subtype("T2CEP", "BLHer")
+
+
+def test_undersample_and_augment():
+    t, m, e = load("OGLE-LMC-CEP-0002")
+    phase = fold(t, 3.118120)
+    p, mm, ee = undersample(phase, m, e, n=300, rng=np.random.default_rng(0))
+    assert len(p) == 300 and np.all(np.diff(p) >= 0) and len(np.unique(p)) == 300
+    assert len(undersample(phase[:50], m[:50], e[:50], rng=np.random.default_rng(0))[0]) == 50
+    n_copies = 200
+    copies = augment(phase, m, e, n_copies, np.random.default_rng(3))
+    assert copies.shape == (n_copies, 300, 3)
+    np.testing.assert_array_equal(copies, augment(phase, m, e, n_copies, np.random.default_rng(3)))
+    assert np.all(np.diff(copies[:, :, 0], axis=1) >= 0)
+    # Mean: each copy's mean differs from the full-curve mean by subsampling (finite population: s²/n ·
+    # (1 - n/N)) plus resampling noise (err²/n); the mean over copies must sit within 4 standard errors.
+    big_n, n = len(m), 300
+    sd_one = np.sqrt(np.var(m) / n * (1 - n / big_n) + np.mean(e**2) / n)
+    means = copies[:, :, 1].mean(axis=1)
+    assert abs(means.mean() - m.mean()) < 4 * sd_one / np.sqrt(n_copies)
+    assert np.all(np.abs(means - m.mean()) < 5 * sd_one)
+    # Amplitude (5-95 percentile): Gaussian noise of size err blurs each percentile by < 2 err; allow that
+    # plus 4 standard errors of the mean over copies.
+    amp = np.percentile(copies[:, :, 1], 95, axis=1) - np.percentile(copies[:, :, 1], 5, axis=1)
+    amp0 = np.percentile(m, 95) - np.percentile(m, 5)
+    assert abs(amp.mean() - amp0) < 2 * np.median(e) + 4 * amp.std() / np.sqrt(n_copies)
+    # The phase shift is uniform: the phase of maximum light (minimum mag) moves around.
+    assert np.std(copies[np.arange(n_copies), copies[:, :, 1].argmin(axis=1), 0]) > 0.2
+
+
+def objects(counts, rng):
+    rows = [(f"{c}-{i}", c, bool(rng.random() < 0.3)) for c, k in counts.items() for i in range(k)]
+    return pd.DataFrame(rows, columns=["ogle_id", "var_class", "has_physics"])
+
+
+def test_balance_classes():
+    rng = np.random.default_rng(4)
+    obj = objects({"ACEP": 7, "CEP": 300, "ECL": 2500, "RRLYR": 1200}, rng)
+    plan = balance_classes(obj, target_small=50, target_large=1000, small_class_limit=200, rng=rng)
+    kept = plan[plan["keep"]]
+    totals = kept.groupby("var_class")["n_copies"].sum() + kept.groupby("var_class").size()
+    assert totals.to_dict() == {"ACEP": 50, "CEP": 1000, "ECL": 1000, "RRLYR": 1200}
+    acep = kept.loc[kept["var_class"] == "ACEP", "n_copies"]
+    assert acep.max() - acep.min() <= 1  # copies spread evenly
+    # ECL reduced to 1000 with every physics object kept first (~750 of 2500 have physics).
+    ecl = obj.assign(keep=plan["keep"])[lambda d: d["var_class"] == "ECL"]
+    assert ecl["keep"].sum() == 1000
+    assert ecl.loc[ecl["has_physics"], "keep"].all()
+    assert (plan.loc[~plan["keep"], "n_copies"] == 0).all()
+
+
+def test_split_before_augmentation_no_leak():
+    rng = np.random.default_rng(5)
+    obj = objects({"ACEP": 20, "CEP": 300, "ECL": 900, "T2CEP": 45}, rng)
+    split = stratified_split(obj, rng=rng)
+    assert split.index.is_unique and set(split) == {"train", "val", "test"}
+    for _cls, grp in obj.groupby("var_class"):
+        frac = split.loc[grp["ogle_id"]].value_counts(normalize=True)
+        assert frac["train"] == pytest.approx(0.6, abs=0.05) and frac["test"] == pytest.approx(0.2, abs=0.05)
+    plan = augmentation_plan(obj, split, rng, target_small=200, target_large=800, small_class_limit=100)
+    test_ids = set(split[split == "test"].index)
+    assert (plan.loc[plan["split"] == "test", "copy"] == 0).all()
+    assert not set(plan.loc[plan["augmented"], "ogle_id"]) & test_ids
+    assert plan.loc[plan["split"] == "test", "ogle_id"].nunique() == len(test_ids)
+    for _ident, grp in plan.groupby("ogle_id"):
+        assert grp["split"].nunique() == 1
+    train = plan[plan["split"] == "train"].groupby("var_class").size()
+    assert train["ACEP"] == 150 and train["CEP"] == 600  # 3/4 of the targets for train
+    with pytest.raises(ValueError, match="unique"):
+        stratified_split(pd.concat([obj, obj.iloc[:1]]), rng=rng)
+
+
+def test_table1_counts():
+    df = pd.DataFrame(
+        {
+            "var_class": ["CEP", "CEP", "RRLYR", "ECL"],
+            "teff_val": [5000.0, np.nan, 6500.0, 6000.0],
+            "radius_val": [40.0, np.nan, np.nan, 2.0],
+            "lum_val": [1000.0, 5.0, np.nan, 3.0],
+        }
+    )
+    t = table1_counts(df)
+    assert t.loc["CEP", "n"] == 2 and t.loc["CEP", "n_teff"] == 1 and t.loc["CEP", "pct_teff"] == 50.0
+    assert t.loc["ECL", "n_r_l"] == 1 and t.loc["RRLYR", "n_r_l"] == 0
+    assert t.loc["Total"].tolist()[:3] == [4, 3, 2]
+    # The workflow's names (crossmatch.adopted_physics) count the same.
+    renamed = df.rename(columns={"teff_val": "teff", "radius_val": "radius", "lum_val": "luminosity"})
+    pd.testing.assert_frame_equal(table1_counts(renamed), t)
