@@ -1,5 +1,5 @@
 # latentsky: survey data → released catalogs with deep generative models.
-# Stages live in rules/*.smk; the science in src/latentsky/. See README.md and ../shared/DESIGN.md.
+# Stages live in rules/*.smk; the science in src/latentsky/. See README.md and docs/ (one page per method).
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
@@ -16,10 +16,11 @@ report: "resources/report/workflow.rst"
 
 include: "rules/common.smk"
 include: "rules/sources.smk"
+include: "rules/distances.smk"
 include: "rules/crossmatch.smk"
 include: "rules/lightcurves.smk"
-include: "rules/train.smk"
-include: "rules/catalogs.smk"
+include: "rules/pelsvae.smk"
+include: "rules/bgs.smk"
 include: "rules/release.smk"
 
 

@@ -1,12 +1,58 @@
 # OGLE-III × Gaia cross-match with the proper-motion validation cascade (paper 000 Appendix A, Table 4).
-CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
+#   ogle.kind simulated     — OGLE-III-like fields with known Gaia counterparts (truth kept beside them)
+#   ogle.kind ogle3_archive — the OGLE-III Catalog of Variable Stars over HTTP, Gaia DR2 through astroquery
+
+# Config blocks.
+OGLE_KIND = config["ogle"]["kind"]
+OGLE_ARCHIVE = config["ogle"]["archive"]
 # The PELS-VAE authors' OGLE-III × Gaia DR2 tables (crossmatch.published_tables; null skips the rule).
 PUBLISHED_XMATCH = config["crossmatch"]["published_tables"]
+
+OGLE_DIR = f"{RESULTS}/sources/ogle"
+OGLE_ARCHIVE_DIR = f"{RESULTS}/sources/ogle3_archive"
+# Truth exists only for the simulated fields.
+OGLE_TABLES = {
+    name: f"{OGLE_DIR}/{name}.parquet"
+    for name in ("objects", "light_curves", "gaia")
+    + (("truth",) if OGLE_KIND == "simulated" else ())
+}
+CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
 PUBLISHED_DIR = f"{CROSSMATCH_DIR}/published"
 PUBLISHED_OUTPUTS = [
     f"{PUBLISHED_DIR}/matches.parquet",
     f"{PUBLISHED_DIR}/summary.parquet",
     f"{METRICS}/crossmatch_published.json",
+]
+
+# The authors' five tables in that directory, each plain or .gz; checked at parse time.
+PUBLISHED_XMATCH_FILES = []
+if PUBLISHED_XMATCH:
+    from latentsky.io.ogle import OgleFormatError, published_table_paths
+
+    try:
+        PUBLISHED_XMATCH_FILES = [
+            str(path) for path in published_table_paths(PUBLISHED_XMATCH).values()
+        ]
+    except OgleFormatError as err:
+        raise WorkflowError(
+            f"config crossmatch.published_tables: {err}. Point it at the directory of the PELS-VAE "
+            "authors' tables (resources/ogle3_gaiadr2_xmatch in the repository) or set it to null to "
+            "skip the comparison with the published cross-match."
+        ) from err
+
+# Helpers (lambdas; see rules/common.smk).
+# The fetched OGLE-III catalog directories' tables (ogle.archive.catalogs: "target/class").
+ogle3_catalog_files = lambda name: [
+    f"{OGLE_ARCHIVE_DIR}/{entry.lower()}/{name}.parquet"
+    for entry in OGLE_ARCHIVE["catalogs"]
+]
+
+RELEASED["crossmatch"] = lambda wildcards=None: [
+    *OGLE_TABLES.values(),
+    f"{CROSSMATCH_DIR}/matches.parquet",
+    f"{CROSSMATCH_DIR}/cascade_counts.parquet",
+    f"{METRICS}/crossmatch.json",
+    *(PUBLISHED_OUTPUTS if PUBLISHED_XMATCH else []),
 ]
 
 
@@ -88,10 +134,10 @@ else:
 
 rule crossmatch_ogle_gaia:
     input:
+        # Precision and recall need the simulation's truth; real data get the counts alone.
         **({"truth": OGLE_TABLES["truth"]} if "truth" in OGLE_TABLES else {}),
         objects=OGLE_TABLES["objects"],
         gaia=OGLE_TABLES["gaia"],
-        # Precision and recall need the simulation's truth; real data get the counts alone.
     output:
         matches=f"{CROSSMATCH_DIR}/matches.parquet",
         counts=f"{CROSSMATCH_DIR}/cascade_counts.parquet",
@@ -116,7 +162,7 @@ rule crossmatch_ogle_gaia:
 
 rule crossmatch_published_tables:
     input:
-        tables=published_xmatch_tables,
+        tables=PUBLISHED_XMATCH_FILES,
     output:
         matches=PUBLISHED_OUTPUTS[0],
         summary=PUBLISHED_OUTPUTS[1],

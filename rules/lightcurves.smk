@@ -4,6 +4,14 @@ LIGHTCURVE_SETS = {
     split: f"{LIGHTCURVE_DIR}/{split}.parquet" for split in ("train", "val", "test")
 }
 
+RELEASED["lightcurves"] = lambda wildcards=None: [
+    *LIGHTCURVE_SETS.values(),
+    f"{LIGHTCURVE_DIR}/object_status.parquet",
+    f"{LIGHTCURVE_DIR}/class_counts.parquet",
+    f"{METRICS}/lightcurves.json",
+    f"{FIGURES}/lightcurves/fig1_panels.png",
+]
+
 
 rule lightcurve_training_sets:
     input:

@@ -1,4 +1,13 @@
 # Release: the manifest of every released file (sha256, size, rows), the starting point of an audit.
+MANIFEST = f"{RESULTS}/release/manifest.parquet"
+MANIFEST_SHA256 = f"{RESULTS}/release/manifest.sha256"
+
+
+# Every file the release lists (and `latentsky audit` can check): the parts the stages registered in
+# RELEASED (rules/common.smk).
+released_files = lambda wildcards=None: [
+    path for part in RELEASED.values() for path in part(wildcards)
+]
 
 
 rule release_manifest:

@@ -4,6 +4,76 @@
 #   sources.gaia.kind gaia_archive — real Gaia, fetched per partition (bulk files or TAP)
 #   sources.dust.kind simulated    — an analytic dust map written in the Bayestar19 layout
 #   sources.dust.kind bayestar19   — the real map, by dustmaps' own fetch
+import json
+from functools import partial
+from pathlib import Path
+
+from latentsky.io.healpix import neighbours_in, npix
+
+# Config blocks.
+GAIA_KIND = config["sources"]["gaia"]["kind"]
+DUST_KIND = config["sources"]["dust"]["kind"]
+ARCHIVE = config["sources"]["gaia"]["archive"]
+GAIA_ORDER = config["sources"]["gaia"]["partition_order"]
+SIMULATED = GAIA_KIND == "simulated"
+
+GAIA_PARTITIONS = list(range(npix(GAIA_ORDER)))
+if GAIA_KIND == "gaia_archive" and ARCHIVE["partitions"]:
+    GAIA_PARTITIONS = sorted(set(ARCHIVE["partitions"]))
+    _bad = [p for p in GAIA_PARTITIONS if p >= npix(GAIA_ORDER)]
+    if _bad:
+        raise WorkflowError(
+            f"config sources.gaia.archive.partitions: {_bad} do not exist at partition_order {GAIA_ORDER} "
+            f"(0..{npix(GAIA_ORDER) - 1})"
+        )
+
+# Source layout follows HATS' Norder=/Npix= naming so a partition's path says which sky it covers.
+GAIA_PARTITION = f"{RESULTS}/sources/gaia/Norder={GAIA_ORDER}/Npix={{pixel}}.parquet"
+GAIA_TRUTH_PARTITION = (
+    f"{RESULTS}/sources/gaia_truth/Norder={GAIA_ORDER}/Npix={{pixel}}.parquet"
+)
+GAIA_RAW_SUFFIX = ".csv.gz" if ARCHIVE["method"] == "bulk" else ".vot.gz"
+GAIA_RAW_PARTITION = (
+    f"{RESULTS}/sources/gaia_raw/Norder={GAIA_ORDER}/Npix={{pixel}}{GAIA_RAW_SUFFIX}"
+)
+# Beside, not inside, the partition directory, which stays a plain Parquet dataset.
+GAIA_PARTITION_INDEX = f"{RESULTS}/sources/gaia_partition_index.json"
+DUST_MAP = f"{RESULTS}/sources/dust/bayestar.h5"
+DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
+
+
+# Helpers (lambdas; see rules/common.smk).
+# A per-partition path pattern expanded over every source partition, in partition order.
+gaia_partitions = partial(expand, pixel=GAIA_PARTITIONS)
+# The fetched source_id range of a pixel and of its neighbours (see rule gaia_partition_from_archive).
+raw_partitions_around = lambda wildcards: expand(
+    GAIA_RAW_PARTITION,
+    pixel=neighbours_in(int(wildcards.pixel), GAIA_ORDER, GAIA_PARTITIONS),
+)
+# Rows per pixel, from the partition index (so known once its checkpoint has run).
+gaia_partition_rows = lambda: json.loads(
+    Path(checkpoints.gaia_partition_index.get().output[0]).read_text()
+)["rows"]
+# Pixels holding at least one star, in pixel order.
+nonempty_gaia_pixels = lambda: sorted(
+    int(p) for p, n in gaia_partition_rows().items() if n > 0
+)
+
+RELEASED["sources"] = lambda wildcards=None: [
+    *gaia_partitions(GAIA_PARTITION),
+    GAIA_PARTITION_INDEX,
+    f"{METRICS}/sources.json",
+    *(
+        [*gaia_partitions(GAIA_TRUTH_PARTITION), f"{FIGURES}/sources/gaia_cmd.png"]
+        if SIMULATED
+        else []
+    ),
+    *(
+        [DUST_MAP, DUST_TRUTH_MAP, f"{FIGURES}/sources/dust_map.png"]
+        if DUST_KIND == "simulated"
+        else []
+    ),
+]
 
 
 if DUST_KIND == "simulated":
@@ -200,92 +270,3 @@ rule gaia_survey_metrics:
         runtime=10,
     script:
         "../scripts/gaia_survey_metrics.py"
-
-
-# DESI spectra (paper 003): simulated BGS + MWS as real-format coadd and Redrock files, or the EDR by
-# HEALPix pixel; then the reader.
-if DESI_SIMULATED:
-
-    rule simulate_desi_spectra:
-        output:
-            coadd=expand(f"{DESI_DIR}/coadd-sim-{{survey}}.fits", survey=DESI_SURVEYS),
-            redrock=expand(
-                f"{DESI_DIR}/redrock-sim-{{survey}}.fits", survey=DESI_SURVEYS
-            ),
-            truth=f"{DESI_DIR}/truth.parquet",
-        log:
-            f"{LOGS}/simulate_desi_spectra.log",
-        conda:
-            "../envs/latentsky.yaml"
-        resources:
-            mem_mb=8000,
-            runtime=30,
-        params:
-            simulated=DESI["simulated"],
-            surveys=DESI_SURVEYS,
-            seed=seed_for("simulate_desi_spectra"),
-        script:
-            "../scripts/simulate_desi_spectra.py"
-
-else:
-
-    checkpoint desi_edr_index:
-        output:
-            DESI_EDR_INDEX,
-        log:
-            f"{LOGS}/desi_edr_index.log",
-        retries: 2
-        conda:
-            "../envs/latentsky.yaml"
-        resources:
-            mem_mb=1000,
-            runtime=60,
-        params:
-            edr=DESI["edr"],
-        script:
-            "../scripts/desi_edr_index.py"
-
-    rule fetch_desi_healpix:
-        output:
-            coadd=DESI_EDR_FILE.replace("{kind}", "coadd"),
-            redrock=DESI_EDR_FILE.replace("{kind}", "redrock"),
-        log:
-            f"{LOGS}/fetch_desi_healpix/{{edr_survey}}-{{program}}-{{healpix}}.log",
-        wildcard_constraints:
-            edr_survey="sv[123]",
-            program="[a-z]+",
-            healpix="[0-9]+",
-        retries: 3
-        conda:
-            "../envs/latentsky.yaml"
-        resources:
-            mem_mb=2000,
-            runtime=60,
-        params:
-            base_url=DESI["edr"]["base_url"],
-        script:
-            "../scripts/fetch_desi_healpix.py"
-
-
-rule prepare_desi_spectra:
-    input:
-        unpack(desi_input_files),
-    output:
-        DESI_SPECTRA,
-    log:
-        f"{LOGS}/prepare_desi_spectra/{{survey}}.log",
-    wildcard_constraints:
-        survey="|".join(DESI_SURVEYS),
-    retries: 1
-    conda:
-        "../envs/latentsky.yaml"
-    resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=60,
-    params:
-        spectype=lambda wildcards: DESI_SPECTYPE[wildcards.survey],
-        z_range=lambda wildcards: DESI["z_range"] if wildcards.survey == "bgs" else None,
-        # Simulated files hold one survey each; a real coadd holds every target class of its fibres.
-        target_class=lambda wildcards: None if DESI_SIMULATED else wildcards.survey,
-    script:
-        "../scripts/prepare_desi_spectra.py"

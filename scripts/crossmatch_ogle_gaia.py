@@ -1,12 +1,16 @@
 """Rule crossmatch_ogle_gaia: 2″ cone, PM radius and the Table-4 validation cascade; precision/recall vs truth."""
 
-import numpy as np
 import pandas as pd
 
 from latentsky.io.markdown import markdown_table
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import atomic_output, write_json, write_parquet
-from latentsky.variables.crossmatch import PM_RADIUS_CONVENTIONS, precision_recall, run_cascade
+from latentsky.variables.crossmatch import (
+    PM_RADIUS_CONVENTIONS,
+    cascade_metrics,
+    precision_recall,
+    run_cascade,
+)
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -34,47 +38,9 @@ with job_logging(smk) as log:
     write_parquet(counts, smk.output.counts, record)
     with atomic_output(smk.output.counts_md) as tmp:
         tmp.write_text(markdown_table(counts[["rule", "count", "accepted", "paper_count", "description"]]))
-
-    def score(row: pd.Series) -> dict:
-        def num(x):
-            return None if pd.isna(x) else float(x)
-
-        return {
-            "n_objects": int(row["n_objects"]),
-            "n_accepted": int(row["n_accepted"]),
-            "precision": num(row["precision"]),
-            "recall": num(row["recall"]),
-        }
-
-    def summary(scores: pd.DataFrame | None, matches: pd.DataFrame, counts: pd.DataFrame) -> dict:
-        if scores is None:
-            per_rule = matches.groupby("rule")["accepted"].agg(["size", "sum"])
-            return {
-                "precision": None,
-                "recall": None,
-                "per_rule": {
-                    r: {"n_objects": int(n), "n_accepted": int(a)} for r, (n, a) in per_rule.iterrows()
-                },
-                "n_objects": int(len(matches)),
-                "n_accepted": int(np.sum(matches["accepted"])),
-                "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
-            }
-        return {
-            "precision": score(scores.loc["all"])["precision"],
-            "recall": score(scores.loc["all"])["recall"],
-            "per_rule": {rule: score(row) for rule, row in scores.drop(index="all").iterrows()},
-            "n_objects": int(len(matches)),
-            "n_accepted": int(np.sum(matches["accepted"])),
-            "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
-        }
-
     metrics = {
-        "pm_radius_convention": convention,
-        **summary(scores, matches, counts),
-        "other_pm_radius_convention": {
-            "pm_radius_convention": other,
-            **summary(other_scores, other_matches, other_counts),
-        },
+        **cascade_metrics(convention, scores, matches, counts),
+        "other_pm_radius_convention": cascade_metrics(other, other_scores, other_matches, other_counts),
     }
     write_json(metrics, smk.output.metrics, record)
     for m in (metrics, metrics["other_pm_radius_convention"]):

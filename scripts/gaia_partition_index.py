@@ -8,7 +8,7 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 with job_logging(smk) as log:
     rows = {}
     for path in smk.input:
-        # Paths end in Npix=<pixel>.parquet (rules/common.smk).
+        # Paths end in Npix=<pixel>.parquet (rules/sources.smk).
         pixel = int(path.rsplit("Npix=", 1)[1].removesuffix(".parquet"))
         rows[str(pixel)] = parquet_num_rows(path)
     index = {"order": smk.params.partition_order, "rows": rows, "n_stars": sum(rows.values())}

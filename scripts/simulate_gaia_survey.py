@@ -16,7 +16,7 @@ with job_logging(smk) as log:
     log.info("simulated %d stars", len(observed))
     record = job_record(smk, seed=seed)
     pixel_of_star = source_id_to_healpix(observed["source_id"].to_numpy(), order)
-    # Output lists are in partition order (rules/common.smk expands pixel = 0 … npix−1).
+    # Output lists are in partition order (rules/sources.smk expands pixel = 0 … npix−1).
     for pixel, (obs_path, truth_path) in enumerate(zip(smk.output.observed, smk.output.truth, strict=True)):
         rows = pixel_of_star == pixel
         extra = {"healpix_order": order, "healpix_pixel": pixel}

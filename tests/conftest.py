@@ -1,4 +1,5 @@
-"""Shared fixtures. Real survey files live in ../shared/data (see its README); tests read them there."""
+"""Shared fixtures. Real survey files live in tests/data (its README gives each one's origin and licence);
+the authors' OGLE-III × Gaia tables, which the workflow reads too, in resources/ogle3_gaiadr2_xmatch."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+REAL_DATA = REPO_ROOT / "tests" / "data"
+PUBLISHED_XMATCH_DIR = REPO_ROOT / "resources" / "ogle3_gaiadr2_xmatch"
 
 
 @pytest.fixture(scope="session")
@@ -19,10 +21,8 @@ def repo_root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.fail(f"real-data fixtures not found at {SHARED_DATA} (the checkout must sit beside shared/)")
-    return SHARED_DATA
+def real_data() -> Path:
+    return REAL_DATA
 
 
 def default_sources_config() -> dict:
@@ -43,9 +43,6 @@ def prepare_tiny_workdir(workdir: Path, repo_root: Path) -> Path:
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, workdir / name)
     shutil.copy2(repo_root / "tests/config/tiny.yaml", workdir / "tiny.yaml")
     shutil.copy2(repo_root / "tests/config/generation_times.csv", workdir / "generation_times.csv")
-    # The default config finds the authors' tables at ../shared beside the checkout; the copy is elsewhere.
-    with open(workdir / "tiny.yaml", "a") as fh:
-        fh.write(f"crossmatch:\n  published_tables: {SHARED_DATA / 'ogle3_gaiadr2_xmatch'}\n")
     return workdir
 
 

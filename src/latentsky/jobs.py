@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from latentsky.config import derive_seed
 from latentsky.provenance.record import record_from_snakemake
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -54,11 +53,6 @@ def use_job_threads(smk: Any) -> None:
     import torch
 
     torch.set_num_threads(max(1, int(smk.threads)))
-
-
-def job_seed(smk: Any, stage: str | None = None) -> int:
-    """Seed of this job: derived from the master ``seed`` and the stage (default: the rule name)."""
-    return derive_seed(smk.config["seed"], stage or smk.rule)
 
 
 def job_record(

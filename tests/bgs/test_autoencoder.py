@@ -167,7 +167,7 @@ def test_sigterm_mid_training_then_rerun_reaches_the_same_weights(tmp_path, simu
     child = textwrap.dedent(
         f"""
         import sys, torch
-        from latentsky.bgs_model import SpectraTensors, SpenderSettings, train_autoencoder
+        from latentsky.bgs.autoencoder import SpectraTensors, SpenderSettings, train_autoencoder
         d = torch.load({str(data)!r})
         settings = SpenderSettings(**{RESUME_SETTINGS.__dict__!r})
         def report(epoch, phase, loss):

@@ -9,8 +9,8 @@ from latentsky.provenance.files import read_provenance
 
 
 @pytest.fixture(scope="module")
-def hyades_catalog(shared_data, tmp_path_factory):
-    table = shared_data / "gaia_dr2_clusters" / "hyades.csv"
+def hyades_catalog(real_data, tmp_path_factory):
+    table = real_data / "gaia_dr2_clusters" / "hyades.csv"
     out = tmp_path_factory.mktemp("hyades")
     model, catalog = out / "flow.pt", out / "distances.parquet"
     common = [str(table), "--dust", "none", "--seed", "1", "--device", "cpu"]

@@ -24,8 +24,8 @@ def test_sampled_read_is_seeded_and_proportional(tmp_path):
         read_partitions([])
 
 
-def test_survey_summary_of_real_hyades(shared_data):
-    gaia = read_gaia_table(shared_data / "gaia_dr2_clusters" / "hyades.csv")
+def test_survey_summary_of_real_hyades(real_data):
+    gaia = read_gaia_table(real_data / "gaia_dr2_clusters" / "hyades.csv")
     summary = survey_summary(gaia)
     assert summary["n_stars"] == 515
     assert summary["fraction_missing_bp_rp"] == pytest.approx(6 / 515)

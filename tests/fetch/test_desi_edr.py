@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import SHARED_DATA
+from conftest import REAL_DATA
 from loopback_http import LoopbackServer, Response, apache_index, block_external_network
 
 from latentsky.fetch.desi_edr import EdrPixel, fetch_healpix, healpix_urls, list_healpix
 from latentsky.fetch.http import FetchError
 from latentsky.io.desi import DesiFlag, read_desi_coadds
 
-REAL = SHARED_DATA / "desi_coadd"
+REAL = REAL_DATA / "desi_coadd"
 COADD = (REAL / "coadd-4-80613-thru20210324.fits").read_bytes()
 REDROCK = (REAL / "redrock-4-80613-thru20210324.fits").read_bytes()
 ROOT = "/public/edr/spectro/redux/fuji/healpix/"

@@ -55,8 +55,8 @@ def server():
 
 
 @pytest.fixture(scope="module")
-def responses(shared_data):
-    return shared_data / "gaia_archive_responses"
+def responses(real_data):
+    return real_data / "gaia_archive_responses"
 
 
 def _closed_port() -> int:
@@ -224,10 +224,10 @@ def _sid(line: bytes) -> int:
 
 
 @pytest.fixture
-def bulk(tmp_path, shared_data, server):
+def bulk(tmp_path, real_data, server):
     """Three GaiaSource_<first>_<last>.csv.gz files of the real Hyades rows, split by source_id, served
     with an HTML index like the archive's CDN directory listing."""
-    lines = (shared_data / "gaia_dr2_clusters" / "hyades.csv").read_bytes().splitlines(keepends=True)
+    lines = (real_data / "gaia_dr2_clusters" / "hyades.csv").read_bytes().splitlines(keepends=True)
     header, rows = lines[0], sorted(lines[1:], key=_sid)
     directory = tmp_path / "cdn"
     directory.mkdir()

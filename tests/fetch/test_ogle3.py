@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_DATA
+from conftest import REAL_DATA
 from loopback_http import LoopbackServer, RecordedRequest, Response, apache_index, block_external_network
 
 from latentsky.fetch.gaia_archive import FetchError
@@ -31,7 +31,7 @@ from latentsky.fetch.ogle3 import (
 from latentsky.io.ogle import OBJECT_COLUMNS, OgleFormatError
 from latentsky.provenance.files import read_provenance
 
-LC = SHARED_DATA / "ogle3_lightcurves"
+LC = REAL_DATA / "ogle3_lightcurves"
 ROOT = "/ogle/ogle3/OIII-CVS"
 CEP_DIR = ROOT + "/lmc/cep"
 RRL_DIR = ROOT + "/blg/rrlyr"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.io import fits
-from conftest import SHARED_DATA
+from conftest import REAL_DATA
 
 from latentsky.io.desi import (
     NORM_WINDOW_REST,
@@ -16,8 +16,8 @@ from latentsky.io.desi import (
     skyline_mask,
 )
 
-COADD = SHARED_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
-REDROCK = SHARED_DATA / "desi_coadd" / "redrock-4-80613-thru20210324.fits"
+COADD = REAL_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
+REDROCK = REAL_DATA / "desi_coadd" / "redrock-4-80613-thru20210324.fits"
 Z_REDROCK = 0.36874355
 
 

@@ -34,13 +34,13 @@ VOT_RUWE = [1.0828559398651123, 1.0376700162887573]
 
 
 @pytest.fixture(scope="module")
-def hyades_path(shared_data):
-    return shared_data / "gaia_dr2_clusters" / "hyades.csv"
+def hyades_path(real_data):
+    return real_data / "gaia_dr2_clusters" / "hyades.csv"
 
 
 @pytest.fixture(scope="module")
-def responses(shared_data):
-    return shared_data / "gaia_archive_responses"
+def responses(real_data):
+    return real_data / "gaia_archive_responses"
 
 
 @pytest.fixture(scope="module")
@@ -330,9 +330,9 @@ def test_missing_parallax_column_names_file_column_and_found(hyades_path, tmp_pa
     assert "found columns:" in message and "parallax_error" in message.split("found columns:")[1]
 
 
-def test_non_gaia_source_table_lists_what_is_missing(shared_data):
+def test_non_gaia_source_table_lists_what_is_missing(real_data):
     # The 10 pc sample is a compilation (PARALLAX, G, GBP, ...), not gaia_source: no source_id column.
-    path = shared_data / "gaia_dr2_clusters" / "The10pcSample.csv"
+    path = real_data / "gaia_dr2_clusters" / "The10pcSample.csv"
     with pytest.raises(GaiaTableError) as info:
         read_gaia_table(path)
     message = str(info.value)

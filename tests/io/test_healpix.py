@@ -4,12 +4,12 @@ import pytest
 from latentsky.io import healpix
 
 
-def test_source_id_encodes_level12_pixel_of_real_gaia_source(shared_data):
+def test_source_id_encodes_level12_pixel_of_real_gaia_source(real_data):
     # A real DR3 source from the archive's datalink answer: its source_id's level-12 pixel must be the
     # pixel of its catalogued position (Gaia data model), read from the cone-search response.
     import json
 
-    cone = json.loads((shared_data / "gaia_archive_responses" / "cone_search.json").read_text())
+    cone = json.loads((real_data / "gaia_archive_responses" / "cone_search.json").read_text())
     names = [c["name"] for c in cone["metadata"]]
     rows = cone["data"]
     sid = np.array([r[names.index("source_id")] for r in rows], dtype=np.int64)

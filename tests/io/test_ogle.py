@@ -7,21 +7,22 @@ import pandas as pd
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from conftest import SHARED_DATA
+from conftest import PUBLISHED_XMATCH_DIR, REAL_DATA
 
 from latentsky.io.ogle import (
     OBJECT_COLUMNS,
     OgleFormatError,
     concat_ogle_catalogs,
+    published_table_paths,
     read_ogle_gaia_xmatch,
     read_ogle_ident,
     read_ogle_lightcurve,
     read_training_meta_ids,
 )
 
-DATA = SHARED_DATA
+DATA = REAL_DATA
 LC = DATA / "ogle3_lightcurves"
-XM = DATA / "ogle3_gaiadr2_xmatch"
+XM = published_table_paths(PUBLISHED_XMATCH_DIR)
 
 LC_ROWS = {
     "OGLE-LMC-CEP-0002": 366,
@@ -110,7 +111,7 @@ def test_ident_errors(tmp_path):
 
 @pytest.mark.parametrize("name", sorted(XM_ROWS))
 def test_real_xmatch_tables(name):
-    t = read_ogle_gaia_xmatch(XM / name)
+    t = read_ogle_gaia_xmatch(XM[name])
     assert len(t) == XM_ROWS[name]
     assert t["source_id"].dtype == "Int64" and t["source_id"].notna().all()
     assert set(t["var_class"]) <= {"ACEP", "CEP", "DSCT", "ECL", "ELL", "LPV", "RRLYR", "T2CEP"}
@@ -129,8 +130,8 @@ def test_real_xmatch_tables(name):
 
 
 def test_xmatch_abs_gmag_quirk():
-    raw = pd.read_csv(XM / "cmd_confirmed.csv")
-    t = read_ogle_gaia_xmatch(XM / "cmd_confirmed.csv")
+    raw = pd.read_csv(XM["cmd_confirmed.csv"])
+    t = read_ogle_gaia_xmatch(XM["cmd_confirmed.csv"])
     # The file's abs_Gmag is abs_Imag; the recomputed M_G differs by G - I (several mag for red LPVs).
     assert np.allclose(raw["abs_Gmag"], raw["abs_Imag"])
     assert np.nanmax(np.abs(t["abs_g"] - raw["abs_Gmag"])) > 1.0
@@ -142,13 +143,13 @@ def test_xmatch_abs_gmag_quirk():
 
 def test_xmatch_missing_column(tmp_path):
     f = tmp_path / "x.csv"
-    pd.read_csv(XM / "gaiaVar_noClass_confirmed.csv").drop(columns=["r_est"]).to_csv(f, index=False)
+    pd.read_csv(XM["gaiaVar_noClass_confirmed.csv"]).drop(columns=["r_est"]).to_csv(f, index=False)
     with pytest.raises(OgleFormatError, match=r"x\.csv: missing required column\(s\) \['r_est'\]"):
         read_ogle_gaia_xmatch(f)
 
 
 def test_training_meta_ids():
-    ids = read_training_meta_ids(XM / "training_meta_id.csv")
+    ids = read_training_meta_ids(DATA / "ogle3_gaiadr2_xmatch" / "training_meta_id.csv.gz")
     # Table 1: 65,760 augmented examples from ~33,100 validated sources.
     assert len(ids) == 65760 and ids.dtype == np.int64
     assert 33000 < ids.nunique() < 33200

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from latentsky.provenance import files as outputs
+from latentsky.provenance import files
 from latentsky.provenance.files import load_checkpoint, save_checkpoint
 from latentsky.provenance.record import build_record, without_volatile
 
@@ -23,28 +23,28 @@ def record(tmp_path):
 
 def test_parquet_round_trip_keeps_data_and_record(tmp_path, record):
     df = pd.DataFrame({"source_id": np.arange(5, dtype=np.int64), "bp_rp": [0.1, np.nan, 1.2, 0.3, 2.0]})
-    path = outputs.write_parquet(df, tmp_path / "t.parquet", record)
+    path = files.write_parquet(df, tmp_path / "t.parquet", record)
     table = pq.read_table(path)
     assert table["source_id"].to_pylist() == [0, 1, 2, 3, 4]
     # Missing photometry is a null, as in the Gaia archive, not a NaN.
     assert table["bp_rp"].null_count == 1
-    got = outputs.read_provenance(path)
+    got = files.read_provenance(path)
     assert got == json.loads(json.dumps(record))
     assert got["inputs"][0]["path"] == "input.txt"
     assert got["inputs"][0]["size"] == len("raw survey bytes\n")
-    assert outputs.num_rows(path) == 5
+    assert files.num_rows(path) == 5
 
 
 def test_same_table_and_record_give_identical_bytes(tmp_path, record):
     df = pd.DataFrame({"x": np.linspace(0, 1, 100)})
-    a = outputs.write_parquet(df, tmp_path / "a.parquet", record)
-    b = outputs.write_parquet(df, tmp_path / "b.parquet", record)
+    a = files.write_parquet(df, tmp_path / "a.parquet", record)
+    b = files.write_parquet(df, tmp_path / "b.parquet", record)
     assert a.read_bytes() == b.read_bytes()
 
 
 def test_failed_write_leaves_no_file_and_keeps_previous(tmp_path, record, monkeypatch):
     path = tmp_path / "catalog.parquet"
-    outputs.write_parquet(pd.DataFrame({"x": [1.0]}), path, record)
+    files.write_parquet(pd.DataFrame({"x": [1.0]}), path, record)
     before = path.read_bytes()
 
     def explode(*args, **kwargs):
@@ -54,7 +54,7 @@ def test_failed_write_leaves_no_file_and_keeps_previous(tmp_path, record, monkey
 
     monkeypatch.setattr(pq, "write_table", explode)
     with pytest.raises(KeyboardInterrupt):
-        outputs.write_parquet(pd.DataFrame({"x": [2.0]}), path, record)
+        files.write_parquet(pd.DataFrame({"x": [2.0]}), path, record)
     assert path.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
@@ -72,7 +72,7 @@ def test_sigkill_mid_write_leaves_the_previous_file(tmp_path):
         f"""
         import os, signal
         import pyarrow.parquet as pq
-        from latentsky import outputs
+        from latentsky.provenance import files
         def write_half_then_die(table, where, **kw):
             with open(where, "wb") as fh:
                 fh.write(b"PAR1 half a row group")
@@ -81,7 +81,7 @@ def test_sigkill_mid_write_leaves_the_previous_file(tmp_path):
         if os.environ.get("DIE"):
             pq.write_table = write_half_then_die
         import pandas as pd
-        outputs.write_parquet(pd.DataFrame({{"x": [float(os.environ.get("X", 1))]}}), {str(path)!r}, {{"rule": "t"}})
+        files.write_parquet(pd.DataFrame({{"x": [float(os.environ.get("X", 1))]}}), {str(path)!r}, {{"rule": "t"}})
         """
     )
     subprocess.run([sys.executable, "-c", child], check=True)
@@ -108,35 +108,35 @@ def test_json_png_hdf5_checkpoint_carry_the_record(tmp_path, record):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    outputs.write_json({"metric": 1.5}, tmp_path / "m.json", record)
+    files.write_json({"metric": 1.5}, tmp_path / "m.json", record)
     assert json.loads((tmp_path / "m.json").read_text())["metric"] == 1.5
 
     fig, ax = plt.subplots()
     ax.plot([0, 1], [0, 1])
-    outputs.save_figure(fig, tmp_path / "f.png", record)
+    files.save_figure(fig, tmp_path / "f.png", record)
 
-    with outputs.atomic_output(tmp_path / "m.h5") as tmp:
+    with files.atomic_output(tmp_path / "m.h5") as tmp:
         with h5py.File(tmp, "w") as fh:
             fh["x"] = np.arange(3)
-            outputs.set_hdf5_provenance(fh, record)
+            files.set_hdf5_provenance(fh, record)
 
     save_checkpoint({"step": 7, "weights": __import__("torch").ones(3)}, tmp_path / "c.pt", record)
     state, prov = load_checkpoint(tmp_path / "c.pt")
     assert state["step"] == 7 and float(state["weights"].sum()) == 3.0
 
     for name in ("m.json", "f.png", "m.h5", "c.pt"):
-        assert without_volatile(outputs.read_provenance(tmp_path / name)) == without_volatile(record), name
+        assert without_volatile(files.read_provenance(tmp_path / name)) == without_volatile(record), name
 
 
 def test_file_without_record_is_reported(tmp_path):
     pq.write_table(pa.table({"x": [1]}), tmp_path / "plain.parquet")
-    with pytest.raises(outputs.ProvenanceError, match="plain.parquet.*no 'latentsky.provenance'"):
-        outputs.read_provenance(tmp_path / "plain.parquet")
+    with pytest.raises(files.ProvenanceError, match="plain.parquet.*no 'latentsky.provenance'"):
+        files.read_provenance(tmp_path / "plain.parquet")
     (tmp_path / "truncated.parquet").write_bytes(b"PAR1\x00\x00")
-    with pytest.raises(outputs.ProvenanceError, match="truncated.parquet: not a readable Parquet"):
-        outputs.read_provenance(tmp_path / "truncated.parquet")
-    with pytest.raises(outputs.ProvenanceError, match="no provenance reader"):
-        outputs.read_provenance(tmp_path / "notes.txt")
+    with pytest.raises(files.ProvenanceError, match="truncated.parquet: not a readable Parquet"):
+        files.read_provenance(tmp_path / "truncated.parquet")
+    with pytest.raises(files.ProvenanceError, match="no provenance reader"):
+        files.read_provenance(tmp_path / "notes.txt")
 
 
 def test_record_fields(tmp_path, record):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import PUBLISHED_XMATCH_DIR
 from scipy import stats
 
-from latentsky.io.ogle import OBJECT_COLUMNS, read_ogle_gaia_xmatch
+from latentsky.io.ogle import OBJECT_COLUMNS, published_table_paths, read_ogle_gaia_xmatch
 from latentsky.simulate.ogle import (
     ASTROMETRIC_NOISE_ARCSEC,
     CLASS_FIELD_COUNTS,
@@ -25,7 +25,8 @@ from latentsky.simulate.ogle import (
 )
 from latentsky.variables.lightcurves import fold, rise_fraction
 
-XMATCH_DIR = SHARED_DATA / "ogle3_gaiadr2_xmatch"
+XMATCH_DIR = PUBLISHED_XMATCH_DIR
+XMATCH_TABLES = published_table_paths(XMATCH_DIR)
 
 CFG = {
     "n_objects": 1000,
@@ -187,7 +188,7 @@ def test_class_field_mix_follows_the_authors_tables(sim):
     counts: dict[str, dict[str, int]] = {k: {"BLG": 0, "LMC": 0, "SMC": 0} for k in CLASSES}
     for name in ("cmd_confirmed.csv", "var_conf_matches.csv", "one_pmrad_match.csv",
                  "gaiaVar_noClass_confirmed.csv", "cmd_secondaries_confirmed.csv"):  # fmt: skip
-        xm = read_ogle_gaia_xmatch(XMATCH_DIR / name)
+        xm = read_ogle_gaia_xmatch(XMATCH_TABLES[name])
         target = xm["ogle_id"].str.split("-").str[1].replace({"GD": "BLG"})
         for (cls, tgt), n in pd.crosstab(xm["var_class"], target).stack().items():
             counts[cls][tgt] += int(n)
@@ -204,7 +205,7 @@ def test_astrometric_noise_matches_the_real_ogle_gaia_offsets():
     # angDist = OGLE position vs Gaia propagated to J2000: pure astrometric scatter. For a 2-D Gaussian with σ
     # per coordinate the median offset is σ √(2 ln 2).
     ang = pd.concat(
-        read_ogle_gaia_xmatch(XMATCH_DIR / n)["ang_dist_arcsec"]
+        read_ogle_gaia_xmatch(XMATCH_TABLES[n])["ang_dist_arcsec"]
         for n in ("cmd_confirmed.csv", "var_conf_matches.csv", "gaiaVar_noClass_confirmed.csv")
     )
     sigma = ang.median() / np.sqrt(2 * np.log(2))

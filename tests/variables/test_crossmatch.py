@@ -7,11 +7,12 @@ import pandas as pd
 import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord
-from conftest import SHARED_DATA
+from conftest import PUBLISHED_XMATCH_DIR
 
 from latentsky.io.ogle import (
     OgleFormatError,
     compare_with_published,
+    published_table_paths,
     read_ogle_gaia_xmatch,
     read_published_crossmatch,
 )
@@ -19,16 +20,21 @@ from latentsky.variables.crossmatch import (
     CASCADE_RULES,
     GAIA_TO_OGLE_CLASS,
     adopted_physics,
+    cascade_counts,
+    cascade_metrics,
+    cascade_summary,
     cone_match,
     learn_class_ranges,
     main_sequence_degenerate,
     pm_radius_arcsec,
     precision_recall,
+    rule_score,
     run_cascade,
 )
 
 # Real files are required (CI has ../shared beside the checkout): a missing directory fails, not skips.
-XMATCH_DIR = SHARED_DATA / "ogle3_gaiadr2_xmatch"
+XMATCH_DIR = PUBLISHED_XMATCH_DIR
+XMATCH_TABLES = published_table_paths(XMATCH_DIR)
 
 # Fixed per-class ranges so each branch test does not depend on learning (learning is tested separately).
 RANGES = pd.DataFrame(
@@ -268,7 +274,7 @@ def test_pm_radius_as_published_convention():
 def test_authors_one_pm_radius_rows_are_sources_without_proper_motion():
     # The evidence for the as_published reading: the 1,119 rows the authors accepted as "only 1 match in PM
     # radius" are, but for two, Gaia sources with a 2-parameter solution (no PM, so no physical radius).
-    xm = read_ogle_gaia_xmatch(XMATCH_DIR / "one_pmrad_match.csv")
+    xm = read_ogle_gaia_xmatch(XMATCH_TABLES["one_pmrad_match.csv"])
     assert len(xm) == 1119
     assert xm["pmra"].isna().sum() >= 1115
 
@@ -434,7 +440,7 @@ def test_bad_input_names_the_column():
 def test_real_crossmatch_rows_are_single_matches(fname, class_counts, n_crowded):
     # Real columns (via ogle_io): OGLE position RA/Dec (deg), Gaia J2015.5 position ra_x/dec_x (deg), angDist in
     # arcsec (OGLE vs Gaia propagated to J2000; max 1.97″ < 2″), so it is not degrees.
-    xm = read_ogle_gaia_xmatch(XMATCH_DIR / fname)
+    xm = read_ogle_gaia_xmatch(XMATCH_TABLES[fname])
     xm = xm.sort_values("ang_dist_arcsec", kind="mergesort").drop_duplicates("ogle_id").sort_index()
     assert xm["ang_dist_arcsec"].max() < 2.0 or xm["ang_dist_arcsec"].isna().all()
     ogle = pd.DataFrame(
@@ -509,3 +515,89 @@ def test_published_tables_through_the_cascade():
 def test_published_tables_missing_file_is_named(tmp_path):
     with pytest.raises(OgleFormatError, match="cmd_confirmed.csv"):
         read_published_crossmatch(tmp_path)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The metrics document of the crossmatch_ogle_gaia rule
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _scored_matches():
+    """The four objects of test_precision_recall_arithmetic: A correct, B wrong, C rejected, D no candidate."""
+    matches = pd.DataFrame(
+        {
+            "ogle_id": ["A", "B", "C", "D"],
+            "source_id": pd.array([BIG + 1, BIG + 2, pd.NA, pd.NA], dtype="Int64"),
+            "accepted": [True, True, False, False],
+            "rule": ["single_match", "cmd_validated", "cmd_main_sequence", "no_candidate"],
+        }
+    )
+    truth = pd.Series(pd.array([BIG + 1, BIG + 3, BIG + 4, pd.NA], dtype="Int64"), index=["A", "B", "C", "D"])
+    return matches, truth
+
+
+def test_rule_score_is_json_ready_with_none_for_nan():
+    row = pd.Series({"n_objects": 3.0, "n_accepted": np.int64(2), "precision": np.nan, "recall": 0.5})
+    score = rule_score(row)
+    assert score == {"n_objects": 3, "n_accepted": 2, "precision": None, "recall": 0.5}
+    assert list(score) == ["n_objects", "n_accepted", "precision", "recall"]
+    assert type(score["n_objects"]) is int and type(score["n_accepted"]) is int
+    assert type(score["recall"]) is float
+
+
+def test_cascade_summary_against_truth_by_hand():
+    matches, truth = _scored_matches()
+    counts = cascade_counts(matches)
+    summary = cascade_summary(precision_recall(matches, truth), matches, counts)
+    assert list(summary) == ["precision", "recall", "per_rule", "n_objects", "n_accepted", "table4_counts"]
+    # 1 of 2 accepted is right; 1 of 3 true counterparts (A, B, C) is found.
+    assert summary["precision"] == pytest.approx(0.5)
+    assert summary["recall"] == pytest.approx(1 / 3)
+    assert summary["n_objects"] == 4 and summary["n_accepted"] == 2
+    # Per rule in Table-4 order (cmd_validated before cmd_main_sequence), "all" left out.
+    assert summary["per_rule"] == {
+        "single_match": {"n_objects": 1, "n_accepted": 1, "precision": 1.0, "recall": 1.0},
+        "cmd_validated": {"n_objects": 1, "n_accepted": 1, "precision": 0.0, "recall": 0.0},
+        "cmd_main_sequence": {"n_objects": 1, "n_accepted": 0, "precision": None, "recall": 0.0},
+        "no_candidate": {"n_objects": 1, "n_accepted": 0, "precision": None, "recall": None},
+    }
+    assert list(summary["per_rule"]) == ["single_match", "cmd_validated", "cmd_main_sequence", "no_candidate"]
+    # Every rule of Table 4 (and the two extra rows) in order, zero where no object took it.
+    table4 = summary["table4_counts"]
+    assert list(table4) == list(CASCADE_RULES)
+    assert {k: v for k, v in table4.items() if v} == {
+        "single_match": 1,
+        "cmd_validated": 1,
+        "cmd_main_sequence": 1,
+        "no_candidate": 1,
+    }
+    assert all(type(v) is int for v in table4.values())
+
+
+def test_cascade_summary_without_truth_counts_only():
+    matches, _ = _scored_matches()
+    matches = pd.concat([matches, matches.iloc[[0]].assign(ogle_id="E")], ignore_index=True)
+    summary = cascade_summary(None, matches, cascade_counts(matches))
+    assert summary["precision"] is None and summary["recall"] is None
+    # Without truth the per-rule counts come from a groupby: rules sorted by name.
+    assert summary["per_rule"] == {
+        "cmd_main_sequence": {"n_objects": 1, "n_accepted": 0},
+        "cmd_validated": {"n_objects": 1, "n_accepted": 1},
+        "no_candidate": {"n_objects": 1, "n_accepted": 0},
+        "single_match": {"n_objects": 2, "n_accepted": 2},
+    }
+    assert list(summary["per_rule"]) == sorted(summary["per_rule"])
+    assert summary["n_objects"] == 5 and summary["n_accepted"] == 3
+    assert summary["table4_counts"]["single_match"] == 2 and summary["table4_counts"]["same_var_class"] == 0
+
+
+def test_cascade_metrics_lead_with_the_convention():
+    matches, truth = _scored_matches()
+    counts = cascade_counts(matches)
+    scores = precision_recall(matches, truth)
+    metrics = cascade_metrics("as_published", scores, matches, counts)
+    assert list(metrics)[0] == "pm_radius_convention" and metrics["pm_radius_convention"] == "as_published"
+    assert {k: v for k, v in metrics.items() if k != "pm_radius_convention"} == cascade_summary(
+        scores, matches, counts
+    )
+    assert list(metrics)[1:] == list(cascade_summary(scores, matches, counts))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import SHARED_DATA
+from conftest import REAL_DATA
 
 from latentsky.io.ogle import read_ogle_lightcurve
 from latentsky.variables.lightcurves import (
@@ -22,7 +22,7 @@ from latentsky.variables.lightcurves import (
     undersample,
 )
 
-DATA = SHARED_DATA / "ogle3_lightcurves"
+DATA = REAL_DATA / "ogle3_lightcurves"
 
 
 def load(name):

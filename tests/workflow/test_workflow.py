@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-from conftest import SHARED_DATA, prepare_tiny_workdir, run_snakemake
+from conftest import REAL_DATA, prepare_tiny_workdir, run_snakemake
 
 from latentsky.cli import main
 from latentsky.distances.posterior import NO_POSTERIOR, DistanceFlag
@@ -441,7 +441,7 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
 def test_real_desi_coadd_gets_a_catalog_row_from_the_trained_models(workflow_run, tmp_path):
     """The done-when of paper 003's stage: the real coadd (../shared/data) → reader → the workflow's
     trained models → a catalog row with provenance whose lineage audits."""
-    coadd = SHARED_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
+    coadd = REAL_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
     out = workflow_run / "real_bgs_scores.parquet"
     proc = subprocess.run(
         [sys.executable, "-m", "latentsky.cli", "score-desi", str(coadd), "--target-class", "bgs",

@@ -1,5 +1,5 @@
-"""The SPENDER autoencoder and latent-space flows of the BGS outlier catalog (paper 003, Sec. 3), through
-the ``spender`` package (Melchior et al. 2022; Liang et al. 2023).
+"""The SPENDER autoencoder of the BGS outlier catalog (paper 003, Sec. 3), through the ``spender`` package
+(Melchior et al. 2022; Liang et al. 2023). The flows on its latents are in :mod:`latentsky.bgs.flow`.
 
 * **Instrument.** ``spender``'s DESI instrument: the observed grid 3600…9824 Å (7,781 pixels of 0.8 Å).
   ``bin_factor`` > 1 trains on that grid averaged in blocks of ``bin_factor`` pixels (an

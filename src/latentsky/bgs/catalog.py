@@ -1,5 +1,6 @@
-"""The BGS outlier-probability catalog (paper 003 Secs. 3–5): splits, flow files, the catalog table, the
-PCA baseline and the figures of merit.
+"""The BGS outlier-probability catalog (paper 003 Secs. 3–5): the train/val/test split and the catalog
+table. The figures of merit and the PCA baseline are in :mod:`latentsky.bgs.metrics`, the flows and their
+files in :mod:`latentsky.bgs.flow`.
 
 Catalog (one row per BGS target, flagged ones included with null results): ``target_id``, ``z``, ``flags``
 / ``flag_names`` (:class:`latentsky.io.desi.DesiFlag`), ``split``, ``log_p_galaxy`` (galaxy flow on the

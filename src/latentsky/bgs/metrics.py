@@ -1,21 +1,47 @@
-"""Figures of merit of the BGS outlier catalog (paper 003 Secs. 4–5) and the PCA baseline they are
+"""Figures of merit of the BGS outlier catalog (paper 003 Secs. 3–5) and the PCA baseline they are
 compared with: outlier recall per kind at the top fractions, the PCA χ² of a restframe spectrum outside
 the galaxies' span, the redshift-invariance ratio of the latents and the latent dimensionality.
+
+:func:`catalog_metrics` assembles them into the metrics document of the ``bgs_catalog`` rule
+(``results/metrics/bgs.json``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    from latentsky.bgs.autoencoder import SpectraTensors, SpenderSettings
+    from latentsky.bgs.catalog import BgsModels, Scores
 
 __all__ = [
+    "FIDELITY_LOSS_PAPER",
+    "REDSHIFT_INVARIANCE_PAPER",
     "outlier_recall",
     "pca_chi2",
     "invariance_ratio",
+    "latent_dimensionality",
     "restframe_matrix",
+    "split_fidelity",
+    "augmented_latents",
+    "redshift_invariance",
+    "pca_baseline",
+    "outlier_counts",
+    "likelihood_ratio_medians",
+    "outlier_search",
+    "catalog_metrics",
 ]
+
+#: Paper 003 Sec. 3: the fidelity loss after training on the training, validation and test sets.
+FIDELITY_LOSS_PAPER: dict[str, float] = {"train": 0.384, "val": 0.391, "test": 0.386}
+#: Paper 003 Sec. 3: spectra and their redshift-augmented copies are 21× closer than random pairs.
+REDSHIFT_INVARIANCE_PAPER = 21.0
+#: The splits of the BGS sample (``latentsky.bgs.catalog.SPLITS``), in the metrics' order.
+_SPLITS = ("train", "val", "test")
 
 
 def outlier_recall(
@@ -100,3 +126,223 @@ def restframe_matrix(
         out[i] = np.interp(wave_rest, lam, flux[i])
         w_out[i] = np.interp(wave_rest, lam, ivar[i]) * ((wave_rest >= lam[0]) & (wave_rest <= lam[-1]))
     return out, w_out
+
+
+def split_fidelity(loss: np.ndarray, chi2: np.ndarray, split: np.ndarray) -> dict[str, dict[str, float]]:
+    """Reconstruction quality per split, beside the paper's fidelity losses (paper 003 Sec. 3).
+
+    Parameters
+    ----------
+    loss, chi2 : numpy.ndarray
+        Per spectrum: spender's fidelity loss and the reduced χ² of the reconstruction
+        (``latentsky.bgs.autoencoder.fidelity``).
+    split : numpy.ndarray
+        Per spectrum: ``"train"``, ``"val"`` or ``"test"``.
+
+    Returns
+    -------
+    dict
+        ``fidelity_loss`` (split → mean loss), ``fidelity_loss_paper`` (:data:`FIDELITY_LOSS_PAPER`) and
+        ``reduced_chi2_median`` (split → median χ²); splits in train, val, test order, absent ones left out.
+    """
+    return {
+        "fidelity_loss": {s: float(loss[split == s].mean()) for s in _SPLITS if (split == s).any()},
+        "fidelity_loss_paper": dict(FIDELITY_LOSS_PAPER),
+        "reduced_chi2_median": {s: float(np.median(chi2[split == s])) for s in _SPLITS if (split == s).any()},
+    }
+
+
+def augmented_latents(
+    galaxy_ae: Any, instrument: Any, data: SpectraTensors, settings: SpenderSettings, seed: int, device: str
+) -> np.ndarray:
+    """Latents of a redshift-augmented copy of each spectrum (paper 003 Sec. 3: the invariance test).
+
+    Parameters
+    ----------
+    galaxy_ae, instrument : the galaxy autoencoder and its instrument (``BgsModels``).
+    data : the spectra (``SpectraTensors``).
+    settings : the autoencoder settings: ``z_max`` and ``noise_scale`` of the augmentation
+        (``latentsky.bgs.autoencoder.augment_redshift``).
+    seed : seeds the augmentation's ``torch.Generator`` (taken modulo 2⁶²).
+    device : the torch device of ``data``.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, S) latents of the augmented copies, in the order of ``data``.
+    """
+    import torch
+
+    from latentsky.bgs.autoencoder import augment_redshift, encode_spectra
+
+    gen = torch.Generator(device=device).manual_seed(seed % 2**62)
+    spec_a, w_a, z_a = augment_redshift(
+        data.spec, data.w, data.z, instrument.wave_obs, settings.z_max, settings.noise_scale, gen
+    )
+    return encode_spectra(galaxy_ae, type(data)(spec_a, w_a, z_a))
+
+
+def redshift_invariance(latents: np.ndarray, augmented: np.ndarray) -> dict[str, float]:
+    """The redshift-invariance ratio (:func:`invariance_ratio`) beside the paper's (paper 003 Sec. 3).
+
+    Returns
+    -------
+    dict
+        ``redshift_invariance_ratio`` and ``redshift_invariance_ratio_paper``
+        (:data:`REDSHIFT_INVARIANCE_PAPER`).
+    """
+    return {
+        "redshift_invariance_ratio": invariance_ratio(latents, augmented),
+        "redshift_invariance_ratio_paper": REDSHIFT_INVARIANCE_PAPER,
+    }
+
+
+def pca_baseline(
+    flux: np.ndarray,
+    ivar: np.ndarray,
+    z: np.ndarray,
+    wave_obs: np.ndarray,
+    wave_rest: np.ndarray,
+    train: np.ndarray,
+    n_components: int,
+) -> np.ndarray:
+    """Outlier score of the PCA baseline: each spectrum moved to the restframe (:func:`restframe_matrix`)
+    and scored by :func:`pca_chi2` against the first ``n_components`` principal components of the
+    ``train`` rows (boolean mask).
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) reduced χ² (higher = more anomalous).
+    """
+    rest, rest_w = restframe_matrix(flux, ivar, z, wave_obs, wave_rest)
+    return pca_chi2(rest[train], rest_w[train], rest, rest_w, n_components)
+
+
+def outlier_counts(is_outlier: np.ndarray, kinds: np.ndarray) -> dict[str, int]:
+    """Number of true outliers per kind, most frequent first (``pandas.Series.value_counts`` order).
+
+    Returns
+    -------
+    dict
+        kind → count over the rows where ``is_outlier``.
+    """
+    return {str(kk): int(v) for kk, v in pd.Series(kinds[is_outlier]).value_counts().items()}
+
+
+def likelihood_ratio_medians(llr: np.ndarray, kinds: np.ndarray) -> dict[str, float | None]:
+    """Medians of log p_star − log p_galaxy for the true stars and the true galaxies (paper 003 Sec. 5:
+    the likelihood ratio as a star/galaxy score).
+
+    Returns
+    -------
+    dict
+        ``median_llr_stars`` (None without stars) and ``median_llr_galaxies`` (NaN without galaxies).
+    """
+    star_truth = kinds == "star"
+    return {
+        "median_llr_stars": float(np.median(llr[star_truth])) if star_truth.any() else None,
+        "median_llr_galaxies": float(np.median(llr[kinds == "galaxy"])),
+    }
+
+
+def outlier_search(
+    flow_score: np.ndarray,
+    pca_score: np.ndarray,
+    is_outlier: np.ndarray,
+    kinds: np.ndarray,
+    llr: np.ndarray,
+) -> dict[str, Any]:
+    """The outlier search against the simulation's truth (paper 003 Secs. 4–5).
+
+    Parameters
+    ----------
+    flow_score : −log p_galaxy per spectrum (the paper's outlier score, Sec. 4).
+    pca_score : the PCA baseline's score (:func:`pca_baseline`).
+    is_outlier, kinds : the truth per spectrum (``kind``: ``"galaxy"``, ``"star"``, …).
+    llr : log p_star − log p_galaxy per spectrum.
+
+    Returns
+    -------
+    dict
+        ``outlier_recall`` (``spender_flow`` and ``pca_baseline``: :func:`outlier_recall`), ``n_outliers``
+        (:func:`outlier_counts`) and ``stars_by_likelihood_ratio`` (:func:`likelihood_ratio_medians`).
+    """
+    return {
+        "outlier_recall": {
+            "spender_flow": outlier_recall(flow_score, is_outlier, kinds),
+            "pca_baseline": outlier_recall(pca_score, is_outlier, kinds),
+        },
+        "n_outliers": outlier_counts(is_outlier, kinds),
+        "stars_by_likelihood_ratio": likelihood_ratio_medians(llr, kinds),
+    }
+
+
+def catalog_metrics(
+    spectra: pd.DataFrame,
+    scores: Scores,
+    models: BgsModels,
+    settings: SpenderSettings,
+    *,
+    seed: int,
+    device: str,
+    pca_components: int,
+    truth: pd.DataFrame | None = None,
+) -> dict[str, Any]:
+    """The metrics document of the BGS outlier catalog (paper 003 Secs. 3–5).
+
+    Parameters
+    ----------
+    spectra : the spectra table that was scored, with its ``split`` column.
+    scores, models : ``latentsky.bgs.catalog.score_spectra``'s result and the models it used.
+    settings : the galaxy autoencoder's settings (the redshift augmentation).
+    seed, device : the augmentation's seed (:func:`augmented_latents`) and torch device.
+    pca_components : principal components of the PCA baseline.
+    truth : the simulation's truth (``target_id``, ``is_outlier``, ``kind``); None for real data.
+
+    Returns
+    -------
+    dict
+        In this order: ``n_targets``, ``n_with_probability``, the :func:`split_fidelity` keys;
+        ``galaxy_latent_dimensionality`` (:func:`latent_dimensionality` of the training latents) with ≥ 2
+        training spectra; the :func:`redshift_invariance` keys with ≥ 2 test spectra; the
+        :func:`outlier_search` keys with ``truth``.
+    """
+    catalog, usable, data = scores.catalog, scores.usable, scores.data
+    rows = spectra[usable]
+    s_gal = scores.latents
+    split = rows["split"].to_numpy()
+    metrics = {
+        "n_targets": len(spectra),
+        "n_with_probability": int(usable.sum()),
+        **split_fidelity(scores.fidelity_loss, scores.reduced_chi2, split),
+    }
+    if (split == "train").sum() >= 2:
+        metrics["galaxy_latent_dimensionality"] = latent_dimensionality(s_gal[split == "train"])
+    test = split == "test"
+    if test.sum() >= 2:
+        t = data.index(np.flatnonzero(test))
+        s_aug = augmented_latents(models.galaxy_ae, models.instrument, t, settings, seed, device)
+        metrics.update(redshift_invariance(s_gal[test], s_aug))
+    if truth is not None:
+        truth = truth.set_index("target_id").loc[rows["target_id"]]
+        kinds = truth["kind"].to_numpy(str)
+        pca = pca_baseline(
+            data.spec.cpu().numpy(),
+            data.w.cpu().numpy(),
+            rows["z"].to_numpy(),
+            models.instrument.wave_obs.cpu().numpy(),
+            models.galaxy_ae.decoder.wave_rest.cpu().numpy(),
+            split == "train",
+            pca_components,
+        )
+        metrics.update(
+            outlier_search(
+                -catalog.loc[usable, "log_p_galaxy"].to_numpy(),
+                pca,
+                truth["is_outlier"].to_numpy(bool),
+                kinds,
+                catalog.loc[usable, "log_likelihood_ratio"].to_numpy(),
+            )
+        )
+    return metrics

@@ -552,8 +552,9 @@ def canonical_gaia(frame: pd.DataFrame, source: str) -> pd.DataFrame:
     return normalise_gaia_columns(frame, source=source)
 
 
-#: Columns the distance model reads (latentsky.io.gaia_columns.CANONICAL_COLUMNS is derived from these), plus the
-#: fluxes' signal-to-noise and the DR2 astrometric goodness of fit that RUWE is computed from.
+#: Columns the archive queries ask for: those :func:`normalise_gaia_columns` builds :data:`CANONICAL_COLUMNS`
+#: from — astrometry, G/BP/RP, the fluxes' signal-to-noise (magnitude errors) and the DR2 along-scan fit
+#: (RUWE) — so a fetched partition holds what the distance model reads and nothing it would drop.
 DR2_COLUMNS: tuple[str, ...] = (
     "source_id",
     "ra",

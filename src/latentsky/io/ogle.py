@@ -337,8 +337,8 @@ def read_ogle_gaia_xmatch(path: str | os.PathLike) -> pd.DataFrame:
     ----------
     path : path-like
         ``cmd_confirmed.csv``, ``var_conf_matches.csv``, ``cmd_secondaries_confirmed.csv``,
-        ``one_pmrad_match.csv`` or ``gaiaVar_noClass_confirmed.csv``. Column order differs between them,
-        so columns are taken by name.
+        ``one_pmrad_match.csv`` or ``gaiaVar_noClass_confirmed.csv``, each possibly gzip-compressed
+        (``.csv.gz``). Column order differs between them, so columns are taken by name.
 
     Returns
     -------
@@ -439,9 +439,36 @@ PUBLISHED_XMATCH_TABLES: dict[str, str] = {
 }
 
 
+def published_table_paths(directory: str | os.PathLike) -> dict[str, Path]:
+    """Each of the authors' tables (:data:`PUBLISHED_XMATCH_TABLES`) in ``directory``, as the authors ship it
+    (``cmd_confirmed.csv``) or gzip-compressed (``cmd_confirmed.csv.gz``, as in the repository's
+    ``resources/ogle3_gaiadr2_xmatch``); pandas reads both the same way.
+
+    Raises
+    ------
+    OgleFormatError
+        Naming the directory and the tables found in neither form.
+    """
+    directory = Path(directory)
+    found, missing = {}, []
+    for name in PUBLISHED_XMATCH_TABLES:
+        candidates = [directory / name, directory / f"{name}.gz"]
+        path = next((c for c in candidates if c.is_file()), None)
+        if path is None:
+            missing.append(name)
+        else:
+            found[name] = path
+    if missing:
+        raise OgleFormatError(
+            f"{directory}: missing the authors' cross-match table(s) {missing} (plain or .gz)"
+        )
+    return found
+
+
 @dataclass
 class PublishedCrossmatch:
-    """The authors' tables (:data:`PUBLISHED_XMATCH_TABLES`) as inputs of :func:`latentsky.variables.crossmatch.run_cascade`.
+    """The authors' tables (:data:`PUBLISHED_XMATCH_TABLES`) as inputs of the OGLE × Gaia cascade
+    (:func:`latentsky.variables.crossmatch.run_cascade`).
 
     Attributes
     ----------
@@ -470,13 +497,10 @@ def read_published_crossmatch(directory: str | os.PathLike) -> PublishedCrossmat
     in two tables keeps one row: the variability information of either (a source the authors list as a
     Gaia variable is one). Missing tables raise :class:`OgleFormatError` naming them.
     """
-    directory = Path(directory)
-    missing = [name for name in PUBLISHED_XMATCH_TABLES if not (directory / name).is_file()]
-    if missing:
-        raise OgleFormatError(f"{directory}: missing the authors' cross-match table(s) {missing}")
+    paths = published_table_paths(directory)
     frames = []
     for name, row in PUBLISHED_XMATCH_TABLES.items():
-        xm = read_ogle_gaia_xmatch(directory / name)
+        xm = read_ogle_gaia_xmatch(paths[name])
         variable = name in ("var_conf_matches.csv", "gaiaVar_noClass_confirmed.csv")
         frames.append(xm.assign(file=name, table_row=row, variable=variable))
     rows = pd.concat(frames, ignore_index=True)

@@ -300,10 +300,10 @@ class PelsVaeBatch:
 
 def class_one_hot(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     """(N, len(classes)) float32 one-hot rows; a label outside ``classes`` raises ValueError naming it."""
-    return _onehot(_class_indices(values, classes), len(classes))
+    return onehot_from_indices(class_indices(values, classes), len(classes))
 
 
-def _class_indices(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
+def class_indices(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     lookup = {c: i for i, c in enumerate(classes)}
     idx = np.array([lookup.get(str(v), -1) for v in values], dtype=np.int64)
     if (idx < 0).any():
@@ -312,7 +312,7 @@ def _class_indices(values: Sequence[Any], classes: Sequence[str]) -> np.ndarray:
     return idx
 
 
-def _onehot(idx: np.ndarray, n_classes: int) -> np.ndarray:
+def onehot_from_indices(idx: np.ndarray, n_classes: int) -> np.ndarray:
     out = np.zeros((len(idx), n_classes), dtype=np.float32)
     out[np.arange(len(idx)), idx] = 1.0
     return out
@@ -382,7 +382,7 @@ def frame_to_tensors(
         ph[i, :li] = phases[i]
         dt[i, 1:li] = np.diff(phases[i])
         mask[i, :li] = True
-    onehot = _onehot(_class_indices(list(frame["var_class"]), config.classes), config.n_classes)
+    onehot = onehot_from_indices(class_indices(list(frame["var_class"]), config.classes), config.n_classes)
     physics = None
     if config.use_physics:
         raw = _raw_physics(frame)

@@ -16,14 +16,18 @@ template, and the morphology of generated RR Lyrae along a T_eff sequence (Fig. 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
-from latentsky.pelsvae.data import LightCurveScaler
-from latentsky.pelsvae.model import PelsVae, generate
+from latentsky.pelsvae.data import LightCurveScaler, rows_for_model
+from latentsky.pelsvae.model import PelsVae, generate, reconstruct
 from latentsky.variables.lightcurves import rise_fraction
+
+if TYPE_CHECKING:
+    from latentsky.pelsvae.regression import LatentRegressors
 
 __all__ = [
     "TABLE3_PAPER",
@@ -37,6 +41,12 @@ __all__ = [
     "shape_statistics",
     "rrlyrae_sequence",
     "sequence_correlations",
+    "reconstruct_test_sets",
+    "teff_sequence",
+    "regression_metrics",
+    "training_metrics",
+    "sequence_metrics",
+    "evaluation_metrics",
 ]
 
 #: Phase bins of the class-mean template.
@@ -226,3 +236,155 @@ def table3(regressors: Mapping[str, object]) -> pd.DataFrame:
         out[model] = [r.rmse.get(n, np.nan) for n in names]
         out[f"{model}_paper"] = [TABLE3_PAPER.get(model, {}).get(n, np.nan) for n in names]
     return out
+
+
+def reconstruct_test_sets(
+    models: Mapping[str, tuple[PelsVae, LightCurveScaler, Any, Any]],
+    test: pd.DataFrame,
+    train: pd.DataFrame,
+    device: str = "cpu",
+) -> tuple[dict[str, dict[str, object]], dict[str, tuple[pd.DataFrame, list[np.ndarray]]]]:
+    """Each model's reconstructions of its test curves, scored against the class-mean template
+    (paper 000 Sec. 4.1, Fig. 5).
+
+    Parameters
+    ----------
+    models : model name (cvae | cvae_p) → ``latentsky.pelsvae.training.load_pelsvae``'s (model, scaler,
+        config, extra).
+    test, train : the light-curve sets; each model sees its own rows (``rows_for_model``: the cvae_p
+        ones with physics), the template is built from the model's training rows.
+    device : the torch device of the reconstructions.
+
+    Returns
+    -------
+    (dict, dict)
+        Model name → :func:`reconstruction_scores`, and model name → (its test rows, their reconstructed
+        magnitudes), both in the order of ``models``.
+    """
+    reconstruction, curves = {}, {}
+    for name, (model, scaler, _, _) in models.items():
+        rows = rows_for_model(test, name)
+        curves[name] = (rows, reconstruct(model, rows, scaler, device=device)[0])
+        reconstruction[name] = reconstruction_scores(rows, curves[name][1], rows_for_model(train, name))
+    return reconstruction, curves
+
+
+def teff_sequence(
+    model: PelsVae,
+    scaler: LightCurveScaler,
+    regressors: LatentRegressors,
+    train: pd.DataFrame,
+    *,
+    n_steps: int,
+    n_samples: int,
+    seed: int,
+) -> tuple[dict[str, object], pd.DataFrame]:
+    """Fig. 8 of paper 000 (Sec. 4.3): RR Lyrae generated along T_eff with ``model`` and each of its
+    ``regressors``, on the :func:`sequence_grid` of the real RR Lyrae in ``train``.
+
+    Parameters
+    ----------
+    n_steps : T_eff values of the grid.
+    n_samples : curves per T_eff value and regressor (independent dummy draws).
+    seed : seeds the ``numpy.random.Generator`` of the dummy draws.
+
+    Returns
+    -------
+    (dict, pandas.DataFrame)
+        The :func:`sequence_grid` and the :func:`rrlyrae_sequence` table.
+    """
+    grid = sequence_grid(train, "RRLYR", n_steps)
+    sequence = rrlyrae_sequence(
+        model,
+        scaler,
+        {name: (lambda *a, name=name: regressors.predict(name, *a)) for name in regressors.regressors},
+        grid["teff"],
+        abs_g=grid["abs_g"],
+        period=grid["period"],
+        n_samples=n_samples,
+        rng=np.random.default_rng(seed),
+    )
+    return grid, sequence
+
+
+def regression_metrics(regressors: Mapping[str, LatentRegressors]) -> dict[str, dict[str, dict]]:
+    """The physics → latent regressors of each model beside paper 000 Table 3.
+
+    Returns
+    -------
+    dict
+        ``regression_rmse`` (model → regressor → validation RMSE), ``regression_rmse_paper``
+        (:data:`TABLE3_PAPER`) and ``regression_rows`` (model → ``train`` / ``val`` regression rows).
+    """
+    return {
+        "regression_rmse": {name: dict(r.rmse) for name, r in regressors.items()},
+        "regression_rmse_paper": TABLE3_PAPER,
+        "regression_rows": {
+            name: {"train": r.n_train_rows, "val": r.n_val_rows} for name, r in regressors.items()
+        },
+    }
+
+
+def training_metrics(histories: Mapping[str, pd.DataFrame]) -> dict[str, dict[str, float | int]]:
+    """How each model's training ended, from its history (one row per epoch, column ``val_loss``).
+
+    Returns
+    -------
+    dict
+        ``final_val_loss`` (model → last epoch's validation loss; models with an empty history left out)
+        and ``epochs`` (model → number of epochs).
+    """
+    return {
+        "final_val_loss": {name: float(h["val_loss"].iloc[-1]) for name, h in histories.items() if len(h)},
+        "epochs": {name: int(len(h)) for name, h in histories.items()},
+    }
+
+
+def sequence_metrics(grid: Mapping[str, Any], sequence: pd.DataFrame) -> dict[str, dict]:
+    """The RR Lyrae T_eff sequence of paper 000 Fig. 8 (Sec. 4.3) as figures of merit.
+
+    Parameters
+    ----------
+    grid : :func:`sequence_grid`'s result.
+    sequence : :func:`rrlyrae_sequence`'s table on that grid.
+
+    Returns
+    -------
+    dict
+        ``grid`` (``teff`` as a list of floats, ``abs_g``, ``period``), ``spearman_with_teff``
+        (:func:`sequence_correlations`) and ``training_data_spearman_with_teff`` (the real curves'
+        correlations, ``grid["data_spearman"]``).
+    """
+    return {
+        "grid": {
+            "teff": list(map(float, grid["teff"])),
+            "abs_g": grid["abs_g"],
+            "period": grid["period"],
+        },
+        "spearman_with_teff": sequence_correlations(sequence),
+        "training_data_spearman_with_teff": grid["data_spearman"],
+    }
+
+
+def evaluation_metrics(
+    regressors: Mapping[str, LatentRegressors],
+    reconstruction: Mapping[str, dict[str, object]],
+    histories: Mapping[str, pd.DataFrame],
+    grid: Mapping[str, Any],
+    sequence: pd.DataFrame,
+) -> dict[str, Any]:
+    """The metrics document of the PELS-VAE evaluation (paper 000 Sec. 4).
+
+    Returns
+    -------
+    dict
+        In this order: the :func:`regression_metrics` keys (Table 3), ``reconstruction`` (model →
+        :func:`reconstruction_scores`, as given), the :func:`training_metrics` keys and
+        ``rrlyrae_teff_sequence`` (:func:`sequence_metrics`, Fig. 8).
+    """
+    return {
+        **regression_metrics(regressors),
+        "reconstruction": reconstruction,
+        **training_metrics(histories),
+        "rrlyrae_teff_sequence": sequence_metrics(grid, sequence),
+    }

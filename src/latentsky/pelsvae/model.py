@@ -52,7 +52,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from latentsky.pelsvae.config import SIGMA_FLOOR, PelsVaeConfig
-from latentsky.pelsvae.data import LightCurveScaler, PelsVaeBatch, _class_indices, _onehot, frame_to_tensors
+from latentsky.pelsvae.data import (
+    LightCurveScaler,
+    PelsVaeBatch,
+    class_indices,
+    frame_to_tensors,
+    onehot_from_indices,
+)
 
 __all__ = [
     "TemporalBlock",
@@ -460,7 +466,7 @@ def generate(
     classes = [var_class] * n if isinstance(var_class, str) else list(var_class)
     if len(classes) != n:
         raise ValueError(f"var_class must be one class or {n} classes, got {len(classes)}")
-    onehot = _onehot(_class_indices(classes, cfg.classes), cfg.n_classes)
+    onehot = onehot_from_indices(class_indices(classes, cfg.classes), cfg.n_classes)
     if sampling == "grid":
         grid = (np.arange(cfg.t_len) + 0.5) / cfg.t_len
         x_grid, s_grid = _decode_sorted(

@@ -53,6 +53,7 @@ surveys).
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -70,6 +71,8 @@ __all__ = [
     "absolute_g",
     "adopted_physics",
     "cascade_counts",
+    "cascade_metrics",
+    "cascade_summary",
     "classes_adjacent",
     "classes_same",
     "cone_match",
@@ -77,6 +80,7 @@ __all__ = [
     "main_sequence_degenerate",
     "pm_radius_arcsec",
     "precision_recall",
+    "rule_score",
     "run_cascade",
 ]
 
@@ -775,6 +779,86 @@ def precision_recall(
         if len(sub):
             rows[key] = _row(sub)
     return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def rule_score(row: pd.Series) -> dict[str, int | float | None]:
+    """One row of :func:`precision_recall` as a JSON-ready document.
+
+    Parameters
+    ----------
+    row : pandas.Series
+        A row of the :func:`precision_recall` table (``n_objects``, ``n_accepted``, ``precision``,
+        ``recall``).
+
+    Returns
+    -------
+    dict
+        ``n_objects`` and ``n_accepted`` (int), ``precision`` and ``recall`` (float, None where NaN).
+    """
+
+    def num(x):
+        return None if pd.isna(x) else float(x)
+
+    return {
+        "n_objects": int(row["n_objects"]),
+        "n_accepted": int(row["n_accepted"]),
+        "precision": num(row["precision"]),
+        "recall": num(row["recall"]),
+    }
+
+
+def cascade_summary(
+    scores: pd.DataFrame | None, matches: pd.DataFrame, counts: pd.DataFrame
+) -> dict[str, Any]:
+    """Figures of merit of one cascade run (paper 000 App. A, Table 4) for the metrics document.
+
+    Parameters
+    ----------
+    scores : pandas.DataFrame or None
+        The :func:`precision_recall` table of the run; None for real data, which have no truth.
+    matches, counts : pandas.DataFrame
+        The two outputs of :func:`run_cascade`.
+
+    Returns
+    -------
+    dict
+        ``precision`` and ``recall`` over all objects (None without truth), ``per_rule`` (rule →
+        :func:`rule_score`, in Table-4 order; without truth only ``n_objects`` and ``n_accepted``, rules
+        sorted by name), ``n_objects`` and ``n_accepted`` (all rules) and ``table4_counts`` (rule → count,
+        every rule of :data:`CASCADE_RULES` in Table-4 order), in that key order.
+    """
+    if scores is None:
+        per_rule = matches.groupby("rule")["accepted"].agg(["size", "sum"])
+        return {
+            "precision": None,
+            "recall": None,
+            "per_rule": {r: {"n_objects": int(n), "n_accepted": int(a)} for r, (n, a) in per_rule.iterrows()},
+            "n_objects": int(len(matches)),
+            "n_accepted": int(np.sum(matches["accepted"])),
+            "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
+        }
+    return {
+        "precision": rule_score(scores.loc["all"])["precision"],
+        "recall": rule_score(scores.loc["all"])["recall"],
+        "per_rule": {rule: rule_score(row) for rule, row in scores.drop(index="all").iterrows()},
+        "n_objects": int(len(matches)),
+        "n_accepted": int(np.sum(matches["accepted"])),
+        "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
+    }
+
+
+def cascade_metrics(
+    pm_radius_convention: str, scores: pd.DataFrame | None, matches: pd.DataFrame, counts: pd.DataFrame
+) -> dict[str, Any]:
+    """:func:`cascade_summary` of a run under one PM-radius convention (:func:`pm_radius_arcsec`), led by the
+    convention's name.
+
+    Returns
+    -------
+    dict
+        ``{"pm_radius_convention": pm_radius_convention, **cascade_summary(scores, matches, counts)}``.
+    """
+    return {"pm_radius_convention": pm_radius_convention, **cascade_summary(scores, matches, counts)}
 
 
 #: Physical-parameter columns :func:`adopted_physics` adds, with the Gaia DR2 column each comes from.

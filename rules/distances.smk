@@ -1,0 +1,169 @@
+# Distances (paper 004): the CMD normalizing flow and the HATS catalog of distance posteriors per partition.
+
+# Config block.
+DISTANCES = config["distances"]
+
+CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
+CMD_FLOW_MODEL = f"{CMD_FLOW_DIR}/model.pt"
+DISTANCE_CATALOG = f"{RESULTS}/catalogs/distances"
+# HATS layout: dataset/Norder=N/Dir=D/Npix=P.parquet with D = 10000 · (P // 10000).
+DISTANCE_PARTITION = (
+    f"{DISTANCE_CATALOG}/dataset/Norder={GAIA_ORDER}/Dir={{dir}}/Npix={{pixel}}.parquet"
+)
+# Catalog-level HATS files. The two Parquet footers carry the provenance of the job that wrote them and
+# are released; the text files (hats.properties, properties, partition_info.csv) are derived from them.
+DISTANCE_CATALOG_METADATA = [
+    f"{DISTANCE_CATALOG}/dataset/_metadata",
+    f"{DISTANCE_CATALOG}/dataset/_common_metadata",
+]
+DISTANCE_CATALOG_TEXT = [
+    f"{DISTANCE_CATALOG}/{name}"
+    for name in ("hats.properties", "properties", "partition_info.csv")
+]
+
+if DISTANCES["dust"]["kind"] == "map" and DUST_KIND == "none":
+    raise WorkflowError(
+        "config distances.dust.kind is 'map' but sources.dust.kind is 'none': give a map "
+        "(sources.dust.kind simulated or bayestar19) or set distances.dust.kind to none or constant"
+    )
+
+
+# Helpers (lambdas; see rules/common.smk).
+# One catalog partition per non-empty source pixel (known once gaia_partition_index has run).
+distance_partitions = lambda wildcards=None: [
+    DISTANCE_PARTITION.format(dir=hats_dir(p), pixel=p) for p in nonempty_gaia_pixels()
+]
+# The dust map, when the distance model reads one (distances.dust.kind = map).
+distance_dust_input = lambda wildcards=None: (
+    {"dust": DUST_MAP} if DISTANCES["dust"]["kind"] == "map" else {}
+)
+
+RELEASED["distances"] = lambda wildcards=None: [
+    CMD_FLOW_MODEL,
+    f"{CMD_FLOW_DIR}/training_history.parquet",
+    f"{FIGURES}/distances/loss_curve.png",
+    *distance_partitions(),
+    *DISTANCE_CATALOG_METADATA,
+    f"{METRICS}/distances.json",
+    f"{FIGURES}/distances/cmd_raw_vs_posterior.png",
+    *([f"{FIGURES}/distances/cluster_distances.png"] if SIMULATED else []),
+]
+
+
+# Training on GPU where the profile provides one (CPU fallback in the demo).
+rule train_cmd_flow:
+    input:
+        unpack(distance_dust_input),
+        observed=gaia_partitions(GAIA_PARTITION),
+    output:
+        model=CMD_FLOW_MODEL,
+        history=f"{CMD_FLOW_DIR}/training_history.parquet",
+        loss_figure=report(
+            f"{FIGURES}/distances/loss_curve.png",
+            caption="../resources/report/captions/cmd_flow_loss.rst",
+            category="Distances",
+            subcategory="Training",
+        ),
+    log:
+        f"{LOGS}/train_cmd_flow.log",
+    retries: 2
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        distances=DISTANCES,
+        seed=seed_for("train_cmd_flow"),
+        # Kept between attempts (not an output), so a preempted or failed job resumes where it stopped.
+        resume=f"{CMD_FLOW_DIR}/resume.pt",
+    script:
+        "../scripts/train_cmd_flow.py"
+
+
+# The catalog: distance posteriors, one Parquet per HEALPix partition, assembled into a HATS catalog.
+rule distance_catalog_partition:
+    input:
+        unpack(distance_dust_input),
+        model=CMD_FLOW_MODEL,
+        source=GAIA_PARTITION,
+    output:
+        DISTANCE_PARTITION,
+    log:
+        f"{LOGS}/distance_catalog_partition/Npix={{pixel}}_Dir={{dir}}.log",
+    wildcard_constraints:
+        pixel=r"\d+",
+        dir=r"\d+",
+    retries: 1
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 1
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        distances=DISTANCES,
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
+        partition_order=GAIA_ORDER,
+        seed=lambda wildcards: seed_for(f"distance_catalog_partition/{wildcards.pixel}"),
+    script:
+        "../scripts/distance_catalog_partition.py"
+
+
+rule distance_catalog:
+    input:
+        distance_partitions,
+    output:
+        DISTANCE_CATALOG_METADATA,
+        DISTANCE_CATALOG_TEXT,
+    log:
+        f"{LOGS}/distance_catalog.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
+        partition_order=GAIA_ORDER,
+    script:
+        "../scripts/distance_catalog.py"
+
+
+rule distance_metrics:
+    input:
+        catalog=distance_partitions,
+        hats=DISTANCE_CATALOG_METADATA,
+        truth=gaia_partitions(GAIA_TRUTH_PARTITION) if SIMULATED else [],
+    output:
+        metrics=f"{METRICS}/distances.json",
+        cmd=report(
+            f"{FIGURES}/distances/cmd_raw_vs_posterior.png",
+            caption="../resources/report/captions/distance_cmd.rst",
+            category="Distances",
+            subcategory="Catalog",
+        ),
+        cluster=(
+            report(
+                f"{FIGURES}/distances/cluster_distances.png",
+                caption="../resources/report/captions/cluster_distances.rst",
+                category="Distances",
+                subcategory="Catalog",
+            )
+            if SIMULATED
+            else []
+        ),
+    log:
+        f"{LOGS}/distance_metrics.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        distances=DISTANCES,
+        cluster=config["sources"]["gaia"]["simulated"]["cluster"],
+    script:
+        "../scripts/distance_metrics.py"
