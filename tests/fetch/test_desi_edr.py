@@ -1,5 +1,5 @@
 """The DESI EDR fetcher against a loopback copy of the archive's HEALPix layout, holding the real coadd and
-Redrock files of ../shared/data/desi_coadd; then the reader on what it fetched."""
+Redrock files of tests/data/desi_coadd; then the reader on what it fetched."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The LMC Cepheid directory ``lmc/cep/`` holds an Apache-style index, an ident.dat in the OGLE-III layout,
 ``cepF.dat``/``cep1O.dat`` period tables with the stars' real periods, a ``phot.tar.gz`` (I and V members)
-and the individual ``phot/I/<ID>.dat`` files, all made here from ``shared/data/ogle3_lightcurves``.
+and the individual ``phot/I/<ID>.dat`` files, all made here from ``tests/data/ogle3_lightcurves``.
 OGLE-LMC-CEP-3000 is listed in ident.dat and cep1O.dat but has no light curve anywhere.
 """
 

@@ -1,4 +1,4 @@
-"""The DESI reader (paper 003 Sec. 2) on the real coadd + Redrock pair in ../shared/data/desi_coadd."""
+"""The DESI reader (paper 003 Sec. 2) on the real coadd + Redrock pair in tests/data/desi_coadd."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Gaia archive readers on the real files of ../shared/data: DR2 cluster CSVs, DR3 ECSV/VOTable/TAP-JSON."""
+"""Gaia archive readers on the real files of tests/data/gaia_*: DR2 cluster CSVs, DR3 ECSV/VOTable/TAP-JSON."""
 
 from __future__ import annotations
 

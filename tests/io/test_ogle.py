@@ -1,4 +1,4 @@
-"""Tests for latentsky.io.ogle on the real OGLE-III files in shared/data and on OGLE-format snippets."""
+"""latentsky.io.ogle on the real OGLE-III files in tests/data/ogle3_lightcurves and on OGLE-format snippets."""
 
 from __future__ import annotations
 

@@ -159,7 +159,7 @@ def test_files_round_trip_through_the_real_reader(tmp_path, sim):
 
 def test_noise_has_the_depth_of_bright_time_bgs_coadds(sim):
     # Continuum S/N per 0.8 Å pixel, 6000–7000 Å observed (R arm, away from the strongest sky lines):
-    # ≈ 2.5 at r = 19; the sample's median near the real BGS coadd's 5.1 (../shared/data/desi_coadd).
+    # ≈ 2.5 at r = 19; the sample's median near the real BGS coadd's 5.1 (tests/data/desi_coadd).
     t = sim.targets
     sel = (sim.wave["r"] > 6000) & (sim.wave["r"] < 7000)
     flux, ivar = sim.flux["r"][:, sel], sim.ivar["r"][:, sel]

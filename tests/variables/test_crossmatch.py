@@ -32,7 +32,7 @@ from latentsky.variables.crossmatch import (
     run_cascade,
 )
 
-# Real files are required (CI has ../shared beside the checkout): a missing directory fails, not skips.
+# Real files are required (resources/ogle3_gaiadr2_xmatch, in the repository): a missing one fails, not skips.
 XMATCH_DIR = PUBLISHED_XMATCH_DIR
 XMATCH_TABLES = published_table_paths(XMATCH_DIR)
 

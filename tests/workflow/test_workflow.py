@@ -439,7 +439,7 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
 
 
 def test_real_desi_coadd_gets_a_catalog_row_from_the_trained_models(workflow_run, tmp_path):
-    """The done-when of paper 003's stage: the real coadd (../shared/data) → reader → the workflow's
+    """The done-when of paper 003's stage: the real coadd (tests/data/desi_coadd) → reader → the workflow's
     trained models → a catalog row with provenance whose lineage audits."""
     coadd = REAL_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
     out = workflow_run / "real_bgs_scores.parquet"

@@ -32,7 +32,7 @@ Recipe (every number is a physical anchor, not a fit):
   R 5,760–7,620 Å, Z 7,520–9,824 Å (0.8 Å pixels, the real coadd's grid); noise from a sky spectrum
   (continuum plus the sky lines ``spender`` lists, scaled by their intensity) and the object's Poisson term,
   at the depth of bright-time BGS exposures: continuum S/N ≈ 2.5 per 0.8 Å pixel at r = 19 and a sample
-  median ≈ 5 (the real BGS coadd in ../shared/data: 5.1);
+  median ≈ 5 (the real BGS coadd in tests/data/desi_coadd: 5.1);
   sky-subtraction residuals at the sky lines (a few per cent of the line); a few masked pixels per arm.
 """
 

@@ -185,7 +185,7 @@ DISC_CLASSES: tuple[str, ...] = ("DSCT", "ECL")
 DISC_DISTANCE_KPC = (0.8, 8.0)
 
 #: Where each class's validated objects lie: counts per OGLE-III target in the PELS-VAE authors' five
-#: OGLE-III × Gaia DR2 tables (../shared/data/ogle3_gaiadr2_xmatch, 13,574 objects; the Galactic-disc (GD)
+#: OGLE-III × Gaia DR2 tables (resources/ogle3_gaiadr2_xmatch, 13,574 objects; the Galactic-disc (GD)
 #: objects are counted with the bulge, whose sight lines they share). A class's objects are spread over the
 #: fields in these proportions: RR Lyrae, eclipsing binaries and LPVs that survive the cross-match are mostly
 #: bulge stars (I ≈ 16), classical Cepheids Magellanic (I ≈ 15.8), δ Scuti nearby disc stars. One field mix
