@@ -6,7 +6,12 @@ from latentsky.io.markdown import markdown_table
 from latentsky.io.ogle import compare_with_published, read_published_crossmatch
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import atomic_output, write_json, write_parquet
-from latentsky.variables.crossmatch import PM_RADIUS_CONVENTIONS, run_cascade
+from latentsky.variables.crossmatch import (
+    PM_RADIUS_CONVENTIONS,
+    published_agreement,
+    published_agreement_summary,
+    run_cascade,
+)
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -27,36 +32,20 @@ with job_logging(smk) as log:
 
     convention = cfg["pm_radius_convention"]
     matches = compare(convention)
-    summary = (
-        matches.groupby(["published_rows", "var_class", "rule"], sort=True)
-        .agg(n_objects=("ogle_id", "size"), n_agree=("agrees", "sum"))
-        .reset_index()
-    )
+    summary = published_agreement_summary(matches)
     record = job_record(smk)
     write_parquet(matches, smk.output.matches, record)
     write_parquet(summary, smk.output.summary, record)
     with atomic_output(smk.output.summary_md) as tmp:
         tmp.write_text(markdown_table(summary))
 
-    def scores(frame: pd.DataFrame) -> dict:
-        by_table = frame.groupby("published_rows")
-        return {
-            "n_objects": int(len(frame)),
-            "agreement": float(frame["agrees"].mean()),
-            "rule_counts": {k: int(v) for k, v in frame["rule"].value_counts().items()},
-            "per_published_row": {
-                row: {"n_objects": int(len(g)), "agreement": float(g["agrees"].mean())} for row, g in by_table
-            },
-            "n_source_shared": int(frame["source_shared"].sum()),
-        }
-
     other = next(c for c in PM_RADIUS_CONVENTIONS if c != convention)
     metrics = {
         "pm_radius_convention": convention,
-        **scores(matches),
+        **published_agreement(matches),
         "class_counts": {k: int(v) for k, v in matches["var_class"].value_counts().sort_index().items()},
         "disagreements": matches.loc[~matches["agrees"], ["ogle_id", "rule"]].to_dict(orient="records"),
-        "other_pm_radius_convention": {"pm_radius_convention": other, **scores(compare(other))},
+        "other_pm_radius_convention": {"pm_radius_convention": other, **published_agreement(compare(other))},
     }
     write_json(metrics, smk.output.metrics, record)
     log.info(

@@ -28,6 +28,8 @@ from latentsky.variables.crossmatch import (
     main_sequence_degenerate,
     pm_radius_arcsec,
     precision_recall,
+    published_agreement,
+    published_agreement_summary,
     rule_score,
     run_cascade,
 )
@@ -601,3 +603,54 @@ def test_cascade_metrics_lead_with_the_convention():
         scores, matches, counts
     )
     assert list(metrics)[1:] == list(cascade_summary(scores, matches, counts))
+
+
+def _comparison() -> pd.DataFrame:
+    # Five objects against the authors' rows: three agree, one picked another source, one has no candidate.
+    return pd.DataFrame(
+        {
+            "ogle_id": ["A", "B", "C", "D", "E"],
+            "published_rows": ["cmd_confirmed", "cmd_confirmed", "cmd_confirmed", "rrlyr", "rrlyr"],
+            "var_class": ["CEP", "CEP", "RRLYR", "RRLYR", "RRLYR"],
+            "rule": ["single_match", "single_match", "cmd_validated", "single_match", "no_candidate"],
+            "agrees": [True, True, False, True, False],
+            "source_shared": [False, False, False, True, False],
+        }
+    )
+
+
+def test_published_agreement_by_hand():
+    doc = published_agreement(_comparison())
+    assert list(doc) == ["n_objects", "agreement", "rule_counts", "per_published_row", "n_source_shared"]
+    assert doc["n_objects"] == 5 and doc["agreement"] == pytest.approx(3 / 5)
+    assert doc["rule_counts"] == {"single_match": 3, "cmd_validated": 1, "no_candidate": 1}
+    assert doc["per_published_row"] == {
+        "cmd_confirmed": {"n_objects": 3, "agreement": pytest.approx(2 / 3)},
+        "rrlyr": {"n_objects": 2, "agreement": pytest.approx(1 / 2)},
+    }
+    assert doc["n_source_shared"] == 1
+    assert all(type(v) is int for v in doc["rule_counts"].values())
+
+
+def test_published_agreement_summary_by_hand():
+    summary = published_agreement_summary(_comparison())
+    assert list(summary.columns) == ["published_rows", "var_class", "rule", "n_objects", "n_agree"]
+    rows = {tuple(r[:3]): tuple(r[3:]) for r in summary.itertuples(index=False)}
+    assert rows == {
+        ("cmd_confirmed", "CEP", "single_match"): (2, 2),
+        ("cmd_confirmed", "RRLYR", "cmd_validated"): (1, 0),
+        ("rrlyr", "RRLYR", "no_candidate"): (1, 0),
+        ("rrlyr", "RRLYR", "single_match"): (1, 1),
+    }
+    assert list(rows) == sorted(rows)
+
+
+def test_published_agreement_on_the_authors_tables():
+    pub = read_published_crossmatch(XMATCH_DIR)
+    comparison = compare_with_published(run_cascade(pub.ogle, pub.gaia)[0], pub)
+    doc = published_agreement(comparison)
+    assert doc["n_objects"] == len(pub.ogle) == sum(r["n_objects"] for r in doc["per_published_row"].values())
+    assert doc["agreement"] > 0.999  # the tables hold only the authors' accepted sources
+    summary = published_agreement_summary(comparison)
+    assert summary["n_objects"].sum() == len(pub.ogle)
+    assert summary["n_agree"].sum() == int(comparison["agrees"].sum())

@@ -80,6 +80,8 @@ __all__ = [
     "main_sequence_degenerate",
     "pm_radius_arcsec",
     "precision_recall",
+    "published_agreement",
+    "published_agreement_summary",
     "rule_score",
     "run_cascade",
 ]
@@ -829,18 +831,16 @@ def cascade_summary(
     """
     if scores is None:
         per_rule = matches.groupby("rule")["accepted"].agg(["size", "sum"])
-        return {
-            "precision": None,
-            "recall": None,
-            "per_rule": {r: {"n_objects": int(n), "n_accepted": int(a)} for r, (n, a) in per_rule.iterrows()},
-            "n_objects": int(len(matches)),
-            "n_accepted": int(np.sum(matches["accepted"])),
-            "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
-        }
+        precision = recall = None
+        per_rule_doc = {r: {"n_objects": int(n), "n_accepted": int(a)} for r, (n, a) in per_rule.iterrows()}
+    else:
+        overall = rule_score(scores.loc["all"])
+        precision, recall = overall["precision"], overall["recall"]
+        per_rule_doc = {rule: rule_score(row) for rule, row in scores.drop(index="all").iterrows()}
     return {
-        "precision": rule_score(scores.loc["all"])["precision"],
-        "recall": rule_score(scores.loc["all"])["recall"],
-        "per_rule": {rule: rule_score(row) for rule, row in scores.drop(index="all").iterrows()},
+        "precision": precision,
+        "recall": recall,
+        "per_rule": per_rule_doc,
         "n_objects": int(len(matches)),
         "n_accepted": int(np.sum(matches["accepted"])),
         "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
@@ -859,6 +859,56 @@ def cascade_metrics(
         ``{"pm_radius_convention": pm_radius_convention, **cascade_summary(scores, matches, counts)}``.
     """
     return {"pm_radius_convention": pm_radius_convention, **cascade_summary(scores, matches, counts)}
+
+
+def published_agreement_summary(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Objects and agreements with the authors per published table, class and deciding rule.
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        :func:`latentsky.io.ogle.compare_with_published` of a cascade run on the authors' rows
+        (``published_rows``, ``var_class``, ``rule``, ``ogle_id``, ``agrees``).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (``published_rows``, ``var_class``, ``rule``), sorted, with ``n_objects`` and
+        ``n_agree``.
+    """
+    return (
+        comparison.groupby(["published_rows", "var_class", "rule"], sort=True)
+        .agg(n_objects=("ogle_id", "size"), n_agree=("agrees", "sum"))
+        .reset_index()
+    )
+
+
+def published_agreement(comparison: pd.DataFrame) -> dict[str, Any]:
+    """How often the cascade chose the Gaia source the authors published (the real-data check of App. A).
+
+    Parameters
+    ----------
+    comparison : pandas.DataFrame
+        :func:`latentsky.io.ogle.compare_with_published` of a cascade run (``published_rows``, ``rule``,
+        ``agrees``, ``source_shared``).
+
+    Returns
+    -------
+    dict
+        ``n_objects``, ``agreement`` (fraction of objects whose choice agrees), ``rule_counts`` (rule → objects),
+        ``per_published_row`` (table → ``n_objects``, ``agreement``) and ``n_source_shared`` (objects whose
+        Gaia source another object also claims).
+    """
+    return {
+        "n_objects": int(len(comparison)),
+        "agreement": float(comparison["agrees"].mean()),
+        "rule_counts": {k: int(v) for k, v in comparison["rule"].value_counts().items()},
+        "per_published_row": {
+            row: {"n_objects": int(len(g)), "agreement": float(g["agrees"].mean())}
+            for row, g in comparison.groupby("published_rows")
+        },
+        "n_source_shared": int(comparison["source_shared"].sum()),
+    }
 
 
 #: Physical-parameter columns :func:`adopted_physics` adds, with the Gaia DR2 column each comes from.
