@@ -7,8 +7,10 @@ What is compared, and what is not (explicitly):
   input hashes of files that themselves embed times), which differs between runs by nature; the data
   must not.
 * **JSON** (metrics): the document less its top-level ``"provenance"`` key.
-* **The release manifest** (``release/manifest.parquet``): every column but ``sha256`` — the hashes are of
-  files that embed their provenance, so they differ whenever the provenance does (:data:`VOLATILE_COLUMNS`).
+* **The release manifest** (``release/manifest.parquet``): every column but ``sha256`` and ``size`` — both
+  describe the bytes of files that embed their provenance, so they differ whenever the provenance does: the
+  hash always, the size when a record's text changes length (a config path, an input's name), while the
+  data are the same (:data:`VOLATILE_COLUMNS`). ``n_rows`` and the file list are compared.
 
 Everything else — figures (PNG text chunks carry provenance, and matplotlib's output may differ across
 versions), HDF5, checkpoints — is left out: their numbers are checked through the Parquet and JSON files
@@ -35,7 +37,7 @@ __all__ = [
 ]
 
 #: Columns left out of the comparison, by file name: values derived from provenance-bearing bytes.
-VOLATILE_COLUMNS = {"manifest.parquet": ("sha256",)}
+VOLATILE_COLUMNS = {"manifest.parquet": ("sha256", "size")}
 
 
 @dataclass
