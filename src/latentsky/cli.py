@@ -347,7 +347,7 @@ def _run_compare_runs(args: argparse.Namespace) -> int:
         print(f"DIFFERS {path}: {why}")
     print(
         f"{result.compared} Parquet/JSON files compared, {len(result.mismatches)} differ "
-        "(key-value metadata, JSON provenance and manifest sha256 left out)"
+        "(key-value metadata, JSON provenance and manifest sha256 and size left out)"
     )
     return 0 if result.compared and not result.mismatches else 1
 
