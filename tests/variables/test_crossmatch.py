@@ -397,7 +397,9 @@ def test_main_sequence_band():
 BIG = 4050419593507074176
 
 
-def test_precision_recall_arithmetic():
+def _scored_matches():
+    """Four objects: A correct, B wrong, C rejected, D no candidate. Real-size Gaia ids differing in the last
+    digit: a float64 round trip would make B look correct."""
     matches = pd.DataFrame(
         {
             "ogle_id": ["A", "B", "C", "D"],
@@ -406,8 +408,12 @@ def test_precision_recall_arithmetic():
             "rule": ["single_match", "cmd_validated", "cmd_main_sequence", "no_candidate"],
         }
     )
-    # Real-size Gaia ids differing in the last digit: a float64 round trip would make B look correct.
     truth = pd.Series(pd.array([BIG + 1, BIG + 3, BIG + 4, pd.NA], dtype="Int64"), index=["A", "B", "C", "D"])
+    return matches, truth
+
+
+def test_precision_recall_arithmetic():
+    matches, truth = _scored_matches()
     pr = precision_recall(matches, truth)
     assert pr.loc["all", "precision"] == pytest.approx(0.5)
     assert pr.loc["all", "recall"] == pytest.approx(1 / 3)
@@ -522,20 +528,6 @@ def test_published_tables_missing_file_is_named(tmp_path):
 # ---------------------------------------------------------------------------------------------------------
 # The metrics document of the crossmatch_ogle_gaia rule
 # ---------------------------------------------------------------------------------------------------------
-
-
-def _scored_matches():
-    """The four objects of test_precision_recall_arithmetic: A correct, B wrong, C rejected, D no candidate."""
-    matches = pd.DataFrame(
-        {
-            "ogle_id": ["A", "B", "C", "D"],
-            "source_id": pd.array([BIG + 1, BIG + 2, pd.NA, pd.NA], dtype="Int64"),
-            "accepted": [True, True, False, False],
-            "rule": ["single_match", "cmd_validated", "cmd_main_sequence", "no_candidate"],
-        }
-    )
-    truth = pd.Series(pd.array([BIG + 1, BIG + 3, BIG + 4, pd.NA], dtype="Int64"), index=["A", "B", "C", "D"])
-    return matches, truth
 
 
 def test_rule_score_is_json_ready_with_none_for_nan():
