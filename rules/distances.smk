@@ -2,6 +2,7 @@
 
 # Config block.
 DISTANCES = config["distances"]
+POSTERIOR = DISTANCES["posterior"]
 
 CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
 CMD_FLOW_MODEL = f"{CMD_FLOW_DIR}/model.pt"
@@ -28,6 +29,20 @@ if DISTANCES["dust"]["kind"] == "map" and DUST_KIND == "none":
     )
 
 
+# The prior's table: the user's (posterior.prior_table), else the simulated survey's own mock tables.
+PRIOR_TABLE = None
+if POSTERIOR["prior"] in ("ggd", "tabulated"):
+    if POSTERIOR["prior_table"]:
+        PRIOR_TABLE = POSTERIOR["prior_table"]
+    elif SIMULATED:
+        PRIOR_TABLE = SIMULATED_PRIOR_TABLES[POSTERIOR["prior"]]
+    else:
+        raise WorkflowError(
+            f"config distances.posterior.prior is {POSTERIOR['prior']!r} but prior_table is empty: give the "
+            "table (for ggd, Bailer-Jones et al. 2021's prior_summary.csv: healpix, GGDrlen, GGDalpha, GGDbeta)"
+        )
+
+
 # Helpers (lambdas; see rules/common.smk).
 # One catalog partition per non-empty source pixel (known once gaia_partition_index has run).
 distance_partitions = lambda wildcards=None: [
@@ -36,6 +51,10 @@ distance_partitions = lambda wildcards=None: [
 # The dust map, when the distance model reads one (distances.dust.kind = map).
 distance_dust_input = lambda wildcards=None: (
     {"dust": DUST_MAP} if DISTANCES["dust"]["kind"] == "map" else {}
+)
+# The prior's table, when the prior reads one.
+distance_prior_input = lambda wildcards=None: (
+    {"prior_table": PRIOR_TABLE} if PRIOR_TABLE else {}
 )
 
 RELEASED["distances"] = lambda wildcards=None: [
@@ -87,6 +106,7 @@ rule train_cmd_flow:
 rule distance_catalog_partition:
     input:
         unpack(distance_dust_input),
+        unpack(distance_prior_input),
         model=CMD_FLOW_MODEL,
         source=GAIA_PARTITION,
     output:
@@ -132,11 +152,18 @@ rule distance_catalog:
         "../scripts/distance_catalog.py"
 
 
+# Scores against truth on the simulated survey; with it, the same stars through every scheme and prior
+# (the model, map and prior tables are inputs for that).
 rule distance_metrics:
     input:
+        unpack(distance_dust_input),
+        unpack(distance_prior_input),
         catalog=distance_partitions,
         hats=DISTANCE_CATALOG_METADATA,
         truth=gaia_partitions(GAIA_TRUTH_PARTITION) if SIMULATED else [],
+        model=CMD_FLOW_MODEL,
+        sources=gaia_partitions(GAIA_PARTITION) if SIMULATED else [],
+        prior_tables=list(SIMULATED_PRIOR_TABLES.values()) if SIMULATED else [],
     output:
         metrics=f"{METRICS}/distances.json",
         cmd=report(
@@ -165,5 +192,7 @@ rule distance_metrics:
     params:
         distances=DISTANCES,
         cluster=config["sources"]["gaia"]["simulated"]["cluster"],
+        prior_tables=SIMULATED_PRIOR_TABLES if SIMULATED else {},
+        seed=seed_for("distance_metrics"),
     script:
         "../scripts/distance_metrics.py"

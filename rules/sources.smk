@@ -39,6 +39,11 @@ GAIA_RAW_PARTITION = (
 # Beside, not inside, the partition directory, which stays a plain Parquet dataset.
 GAIA_PARTITION_INDEX = f"{RESULTS}/sources/gaia_partition_index.json"
 DUST_MAP = f"{RESULTS}/sources/dust/bayestar.h5"
+# Distance-prior tables for the simulated survey (the user gives their own for real Gaia).
+SIMULATED_PRIOR_TABLES = {
+    "tabulated": f"{RESULTS}/sources/distance_prior/tabulated.parquet",
+    "ggd": f"{RESULTS}/sources/distance_prior/ggd.parquet",
+}
 DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
 
 
@@ -64,7 +69,11 @@ RELEASED["sources"] = lambda wildcards=None: [
     GAIA_PARTITION_INDEX,
     f"{METRICS}/sources.json",
     *(
-        [*gaia_partitions(GAIA_TRUTH_PARTITION), f"{FIGURES}/sources/gaia_cmd.png"]
+        [
+            *gaia_partitions(GAIA_TRUTH_PARTITION),
+            f"{FIGURES}/sources/gaia_cmd.png",
+            *SIMULATED_PRIOR_TABLES.values(),
+        ]
         if SIMULATED
         else []
     ),
@@ -138,6 +147,25 @@ if GAIA_KIND == "simulated":
             seed=seed_for("simulate_gaia_survey"),
         script:
             "../scripts/simulate_gaia_survey.py"
+
+    # The mock behind the simulated survey's distance priors: an independent draw of its stellar density.
+    rule simulate_distance_prior:
+        output:
+            tabulated=SIMULATED_PRIOR_TABLES["tabulated"],
+            ggd=SIMULATED_PRIOR_TABLES["ggd"],
+        log:
+            f"{LOGS}/simulate_distance_prior.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=2000,
+            runtime=10,
+        params:
+            simulated=config["sources"]["gaia"]["simulated"],
+            mock=config["sources"]["gaia"]["prior_mock"],
+            seed=seed_for("simulate_distance_prior"),
+        script:
+            "../scripts/simulate_distance_prior.py"
 
     rule plot_gaia_survey:
         input:

@@ -29,7 +29,9 @@ with job_logging(smk) as log:
     flow = load_cmd_flow(smk.input.model, device)
     dust = dust_source(cfg["dust"], smk.input.get("dust"))
     with tqdm(total=len(gaia), desc=f"Npix={pixel}", mininterval=5) as bar:
-        catalog = posterior_catalog(gaia, flow, dust, cfg, smk.params.seed, device, progress=bar.update)
+        catalog = posterior_catalog(
+            gaia, flow, dust, cfg, smk.params.seed, device, bar.update, smk.input.get("prior_table")
+        )
     record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
     written = write_partition(catalog, smk.params.catalog_dir, smk.params.partition_order, pixel, record)
     if str(written) != smk.output[0]:

@@ -88,10 +88,17 @@ def _distances_settings(args: argparse.Namespace) -> dict:
         d.setdefault("training", {})["n_rounds"] = args.rounds
     if getattr(args, "steps_per_round", None) is not None:
         d.setdefault("training", {})["steps_per_round"] = args.steps_per_round
+    post = d.setdefault("posterior", {})
+    if getattr(args, "method", None) is not None:
+        post["method"] = args.method
     if getattr(args, "posterior_samples", None) is not None:
-        d.setdefault("posterior", {})["n_samples"] = args.posterior_samples
+        post.setdefault("paper", {})["n_samples"] = args.posterior_samples
     if getattr(args, "prior", None) is not None:
-        d.setdefault("posterior", {})["prior"] = args.prior
+        post["prior"] = args.prior
+    if getattr(args, "prior_length_kpc", None) is not None:
+        post["prior_length_kpc"] = args.prior_length_kpc
+    if getattr(args, "prior_table", None) is not None:
+        post["prior_table"] = args.prior_table
     base = {} if paths else {"seed": args.seed, "sources": {}}
     config = load_config(*paths, overrides={**base, **overrides, "seed": args.seed})
     return config["distances"]
@@ -408,21 +415,33 @@ def build_parser() -> argparse.ArgumentParser:
     c = dsub.add_parser("catalog", help="distance posteriors for every star (writes Parquet)")
     _add_distance_options(c)
     c.add_argument("--model", required=True, help="model checkpoint from `latentsky distances train`")
-    c.add_argument("--posterior-samples", type=int, help="posterior draws per star (default 512)")
-    c.add_argument("--prior", choices=("flat", "edsd"), help="distance prior (default flat, as paper 004)")
+    c.add_argument(
+        "--method",
+        choices=("grid", "paper"),
+        help="posterior scheme (default grid: exact, on a distance grid)",
+    )
+    c.add_argument("--posterior-samples", type=int, help="paper scheme only: posterior draws per star (512)")
+    c.add_argument(
+        "--prior", choices=("flat", "edsd", "ggd"), help="distance prior (default edsd; flat is paper 004's)"
+    )
+    c.add_argument("--prior-length-kpc", type=float, help="length scale L of the edsd prior (default 1.35)")
+    c.add_argument("--prior-table", help="ggd prior: CSV/Parquet with healpix, GGDrlen, GGDalpha, GGDbeta")
     c.set_defaults(func=_run_distances_catalog)
 
     p = sub.add_parser("benchmark", help="print throughput and memory figures (not a test)")
     bsub = p.add_subparsers(dest="benchmark_command", metavar="PIPELINE", required=True)
     b = bsub.add_parser(
         "distances",
-        help="CMD flow: training steps/s, catalog stars/s, peak memory, for the demo and paper-size models",
+        help="CMD flow: training steps/s, catalog stars/s of the paper's and the grid scheme, peak memory,"
+        " 640M-star extrapolation, for the demo and paper-size models",
     )
     b.add_argument("--size", choices=("demo", "paper", "both"), default="both")
     b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     b.add_argument("--stars", type=int, default=20000, help="simulated stars to draw from")
     b.add_argument("--steps", type=int, default=20, help="optimiser steps to time")
-    b.add_argument("--catalog-stars", type=int, default=2000, help="stars to catalogue")
+    b.add_argument(
+        "--catalog-stars", type=int, default=300, help="stars to catalogue with each scheme (the same stars)"
+    )
     b.set_defaults(func=_run_benchmark_distances)
     b = bsub.add_parser(
         "pelsvae",

@@ -6,7 +6,7 @@ import torch
 
 from latentsky.distances.dust import ConstantDust, NoDust
 from latentsky.distances.flow import CMDFlow, FlowArchitecture, build_flow_from_state, flow_state
-from latentsky.distances.posterior import Stars
+from latentsky.distances.stars import Stars
 from latentsky.distances.training import (
     CMDFlowTrainer,
     TrainingSettings,

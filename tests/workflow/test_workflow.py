@@ -17,7 +17,7 @@ import pytest
 from conftest import REAL_DATA, prepare_tiny_workdir, run_snakemake
 
 from latentsky.cli import main
-from latentsky.distances.posterior import NO_POSTERIOR, DistanceFlag
+from latentsky.distances.stars import NO_POSTERIOR, DistanceFlag
 from latentsky.provenance.audit import audit
 from latentsky.provenance.compare import compare_parquet_trees
 from latentsky.provenance.files import read_provenance

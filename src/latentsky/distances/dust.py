@@ -50,7 +50,69 @@ class DustSource(Protocol):
         """Median reddening over the map's samples, shape (N,)."""
         ...
 
+    def profiles(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> DustProfiles:
+        """Every map sample along each star's whole line of sight (one lookup per star)."""
+        ...
+
     def describe(self) -> dict: ...
+
+
+@dataclass
+class DustProfiles:
+    """Reddening along each star's line of sight: every map sample at every distance-modulus node.
+
+    One lookup per star gives E(d) at any distance, which is what the grid posterior needs
+    (:mod:`latentsky.distances.grid`): the dust *at that distance*, with no iteration.
+    :meth:`reddening` interpolates as ``dustmaps.bayestar.BayestarQuery`` does for a single distance —
+    linear in distance modulus between nodes, E ∝ d in front of the first node, constant beyond the last —
+    so both give the same numbers (tested).
+    """
+
+    dm_nodes: np.ndarray  # (M,) distance moduli of the map's nodes
+    samples: np.ndarray  # (N, S, M) reddening, NaN where the map has no data
+    dm_reliable_min: np.ndarray  # (N,) the map's reliable distance-modulus range at the star
+    dm_reliable_max: np.ndarray
+    converged: np.ndarray  # (N,) bool
+    proportional_in_front: bool = True  # Bayestar: E ∝ d in front of the first node; False: constant
+
+    @property
+    def n_samples(self) -> int:
+        return self.samples.shape[1]
+
+    def reddening(self, dm: np.ndarray, median: bool = False) -> np.ndarray:
+        """E at distance moduli ``dm`` (N, K): shape (N, S, K), or (N, 1, K) of the median profile."""
+        prof = np.median(self.samples, axis=1, keepdims=True) if median else self.samples
+        dm = np.asarray(dm, dtype=float)
+        nodes = self.dm_nodes
+        m = len(nodes)
+        hi = np.clip(np.searchsorted(nodes, dm), 1, max(m - 1, 1)) if m > 1 else np.zeros(dm.shape, int)
+        lo = np.maximum(hi - 1, 0)
+        e_lo = np.take_along_axis(prof, lo[:, None, :], axis=2)
+        e_hi = np.take_along_axis(prof, hi[:, None, :], axis=2)
+        span = nodes[hi] - nodes[lo]
+        t = np.clip((dm - nodes[lo]) / np.where(span > 0, span, 1.0), 0.0, 1.0)[:, None, :]
+        out = (1.0 - t) * e_lo + t * e_hi
+        if self.proportional_in_front:
+            front = (dm < nodes[0])[:, None, :]
+            scale = 10.0 ** (0.2 * np.minimum(dm - nodes[0], 0.0))[:, None, :]
+            out = np.where(front, scale * prof[:, :, :1], out)
+        return out
+
+    def max_reddening(self) -> np.ndarray:
+        """The largest reddening any sample reaches along the line of sight, (N,)."""
+        return np.nanmax(self.samples.reshape(self.samples.shape[0], -1), axis=1, initial=0.0)
+
+
+def uniform_profiles(n: int, reddening: float) -> DustProfiles:
+    """The same reddening at every distance for ``n`` stars (no dust, or a foreground screen)."""
+    return DustProfiles(
+        dm_nodes=np.zeros(1),
+        samples=np.full((n, 1, 1), float(reddening)),
+        dm_reliable_min=np.full(n, -np.inf),
+        dm_reliable_max=np.full(n, np.inf),
+        converged=np.ones(n, bool),
+        proportional_in_front=False,
+    )
 
 
 class NoDust:
@@ -67,6 +129,9 @@ class NoDust:
 
     def median(self, ra_deg: np.ndarray, dec_deg: np.ndarray, distance_pc: np.ndarray) -> np.ndarray:
         return np.zeros(np.shape(ra_deg)[0])
+
+    def profiles(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> DustProfiles:
+        return uniform_profiles(np.shape(ra_deg)[0], 0.0)
 
     def describe(self) -> dict:
         return {"kind": "none"}
@@ -91,6 +156,9 @@ class ConstantDust:
 
     def median(self, ra_deg: np.ndarray, dec_deg: np.ndarray, distance_pc: np.ndarray) -> np.ndarray:
         return np.full(np.shape(ra_deg)[0], float(self.reddening))
+
+    def profiles(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> DustProfiles:
+        return uniform_profiles(np.shape(ra_deg)[0], self.reddening)
 
     def describe(self) -> dict:
         return {"kind": "constant", "reddening": float(self.reddening)}
@@ -142,6 +210,24 @@ class BayestarDust:
         if np.shape(ra_deg)[0] == 0:
             return np.zeros(0)
         return np.asarray(self._query(self._coords(ra_deg, dec_deg, distance_pc), mode="median"), dtype=float)
+
+    def profiles(self, ra_deg: np.ndarray, dec_deg: np.ndarray) -> DustProfiles:
+        n = np.shape(ra_deg)[0]
+        nodes = np.asarray(self._query.distmods.value, dtype=float)
+        if n == 0:
+            empty = np.zeros(0)
+            return DustProfiles(
+                nodes, np.zeros((0, self.n_samples, len(nodes))), empty, empty, empty.astype(bool)
+            )
+        values, flags = self._query(self._coords(ra_deg, dec_deg, None), mode="samples", return_flags=True)
+        values = np.asarray(values, dtype=float).reshape(n, self.n_samples, len(nodes))
+        return DustProfiles(
+            dm_nodes=nodes,
+            samples=values,
+            dm_reliable_min=np.asarray(flags["min_reliable_distmod"], dtype=float).reshape(n),
+            dm_reliable_max=np.asarray(flags["max_reliable_distmod"], dtype=float).reshape(n),
+            converged=np.asarray(flags["converged"], dtype=bool).reshape(n),
+        )
 
     def describe(self) -> dict:
         return {"kind": "bayestar", "path": self.path, "n_samples": self.n_samples}

@@ -22,13 +22,11 @@ import numpy as np
 import pandas as pd
 
 from latentsky.distances.dust import BayestarDust, ConstantDust, DustSource, NoDust
-from latentsky.distances.posterior import (
-    POSTERIOR_COLUMNS,
-    DistanceFlag,
-    DistancePrior,
-    PosteriorSettings,
-    Stars,
-)
+from latentsky.distances.grid import GridSettings
+from latentsky.distances.importance import PaperSettings
+from latentsky.distances.posterior import POSTERIOR_COLUMNS, PosteriorSettings
+from latentsky.distances.prior import DistancePrior
+from latentsky.distances.stars import DistanceFlag, Stars
 
 
 def stars_from_gaia(gaia: pd.DataFrame, parallax_offset_mas: float) -> Stars:
@@ -88,6 +86,10 @@ def catalog_frame(gaia: pd.DataFrame, posterior: Mapping[str, np.ndarray]) -> pd
     out = pd.DataFrame({name: gaia[name].to_numpy() for name in INPUT_COLUMNS})
     for name in POSTERIOR_COLUMNS:
         out[name] = posterior[name]
+    if "dist_quantiles" in posterior:
+        # The 100-quantile product (posterior.n_quantiles): one list per star, empty without a posterior.
+        q = np.asarray(posterior["dist_quantiles"], dtype=np.float32)
+        out["dist_quantiles"] = [row if np.all(np.isfinite(row)) else row[:0] for row in q]
     out["has_posterior"] = np.asarray(posterior["has_posterior"], dtype=bool)
     out["flags"] = np.asarray(posterior["flags"], dtype=np.int32)
     out["flag_names"] = [flag_names(int(f)) for f in out["flags"]]
@@ -113,12 +115,22 @@ def dust_source(settings: Mapping[str, Any], map_path: str | os.PathLike | None)
     raise ValueError(f"distances.dust.kind must be 'map', 'none' or 'constant', got {kind!r}")
 
 
-def posterior_settings(settings: Mapping[str, Any]) -> PosteriorSettings:
-    """The ``distances.posterior`` config block → :class:`PosteriorSettings`."""
+def posterior_settings(settings: Mapping[str, Any], prior_table: str | None = None) -> PosteriorSettings:
+    """The ``distances.posterior`` config block (defaults filled by the schema) → :class:`PosteriorSettings`.
+
+    ``prior_table`` replaces the block's ``prior_table`` (the workflow passes the table it resolved).
+    """
+    grid = dict(settings.get("grid", {}))
     return PosteriorSettings(
-        n_samples=int(settings["n_samples"]),
-        n_iteration_samples=int(settings["n_iteration_samples"]),
-        n_iterations=int(settings["n_iterations"]),
-        prior=DistancePrior(settings["prior"], float(settings["prior_length_kpc"])),
-        batch_size=int(settings["batch_size"]),
+        method=settings.get("method", "grid"),
+        prior=DistancePrior(
+            settings.get("prior", "edsd"),
+            float(settings.get("prior_length_kpc", 1.35)),
+            prior_table or settings.get("prior_table"),
+        ),
+        batch_size=int(settings.get("batch_size", 4096)),
+        chunk_points=int(settings.get("chunk_points", 65536)),
+        n_quantiles=int(settings.get("n_quantiles", 0)),
+        grid=GridSettings(**grid),
+        paper=PaperSettings(**dict(settings.get("paper", {}))),
     )

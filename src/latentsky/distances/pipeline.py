@@ -121,6 +121,7 @@ def posterior_catalog(
     seed: int,
     device: torch.device,
     progress: Callable[[int], None] | None = None,
+    prior_table: str | None = None,
 ) -> pd.DataFrame:
     """One catalog row per star of ``gaia`` (see :func:`latentsky.distances.inputs.catalog_frame`)."""
     stars = stars_from_gaia(gaia, distances["parallax_offset_mas"])
@@ -128,7 +129,7 @@ def posterior_catalog(
         stars,
         flow,
         dust,
-        posterior_settings(distances["posterior"]),
+        posterior_settings(distances["posterior"], prior_table),
         np.random.default_rng(seed),
         ruwe=gaia["ruwe"].to_numpy(dtype=float, na_value=np.nan),
         ruwe_limit=distances["ruwe_limit"],

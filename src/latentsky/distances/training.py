@@ -35,7 +35,8 @@ import torch
 from latentsky import training
 from latentsky.distances.dust import DustSource
 from latentsky.distances.flow import CMDFlow, FlowArchitecture
-from latentsky.distances.posterior import Stars, absolute_cmd, flow_log_prob, iterate_dust
+from latentsky.distances.importance import iterate_dust
+from latentsky.distances.stars import Stars, absolute_cmd, flow_log_prob
 from latentsky.extinction import CRANMER2020
 
 log = logging.getLogger(__name__)

@@ -263,7 +263,7 @@ def _heliocentric_to_lbd(
     return l_deg, b_deg, d
 
 
-def _draw_disc_positions(n: int, disc: DiscConfig, rng: np.random.Generator):
+def draw_disc_positions(n: int, disc: DiscConfig, rng: np.random.Generator):
     """Up to ``n`` disc positions (l, b in deg, d in pc) within max_distance of the Sun."""
     r = rng.gamma(2.0, disc.scale_length_kpc, n)
     phi = rng.uniform(0.0, 2.0 * np.pi, n)
@@ -306,7 +306,7 @@ def _finish_selection(
 
 
 def _field_batch(n: int, cfg: SurveyConfig, dust: SimulatedDustMap, rng: np.random.Generator):
-    l_deg, b_deg, d_pc = _draw_disc_positions(n, cfg.disc, rng)
+    l_deg, b_deg, d_pc = draw_disc_positions(n, cfg.disc, rng)
     cmd = sample_cmd(l_deg.size, rng)
     # Dust only dims a star: skip the dust lookup for stars too faint even without it.
     bright = cmd["abs_g"] + 5.0 * np.log10(d_pc) - 5.0 <= cfg.g_limit + PRECUT_MARGIN_MAG

@@ -1,4 +1,5 @@
-"""The paper-004 posterior scheme on analytic CMD densities, where the right answer is known."""
+"""The paper-004 importance-sampling scheme (method: paper) on analytic CMD densities, where the right
+answer is known."""
 
 import numpy as np
 import pytest
@@ -6,16 +7,23 @@ import torch
 from scipy import integrate
 
 from latentsky.distances.dust import ConstantDust, NoDust
-from latentsky.distances.posterior import (
-    DistanceFlag,
-    DistancePrior,
-    PosteriorSettings,
-    Stars,
-    distance_posteriors,
+from latentsky.distances.importance import (
+    PaperSettings,
     iterate_dust,
     sample_truncated_parallax,
     weighted_quantiles,
 )
+from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
+from latentsky.distances.prior import DistancePrior
+from latentsky.distances.stars import DistanceFlag, Stars
+
+
+def paper(n_samples=512, n_iterations=10, prior=None):
+    """The paper's scheme with its flat prior (the catalog's default is the grid)."""
+    prior = prior or DistancePrior("flat")
+    return PosteriorSettings(
+        method="paper", prior=prior, paper=PaperSettings(n_samples=n_samples, n_iterations=n_iterations)
+    )
 
 
 class GaussianCMD(torch.nn.Module):
@@ -67,9 +75,7 @@ def test_precise_parallax_gives_inverse_parallax():
     # ϖ = 10 ± 0.01 mas: the likelihood pins d to 100 pc ± 0.1 pc; any smooth CMD prior cannot move it.
     stars = one_star(10.0, 0.01, g_mag=10.0)
     flow = GaussianCMD([5.0, 1.0, 0.4], [2.0, 1.0, 1.0])
-    out = distance_posteriors(
-        stars, flow, NoDust(), PosteriorSettings(n_samples=512), np.random.default_rng(1)
-    )
+    out = distance_posteriors(stars, flow, NoDust(), paper(n_samples=512), np.random.default_rng(1))
     assert out["has_posterior"][0]
     assert out["dist_mean"][0] == pytest.approx(100.0, abs=0.05)
     assert out["dist_std"][0] == pytest.approx(0.1, rel=0.15)
@@ -83,7 +89,7 @@ def test_flat_prior_is_handled_in_the_weights():
     cmd = {"cmd_mean": 4.5, "cmd_std": 1.0}
     stars = one_star(parallax, error, g_mag=g_mag, n=64)
     flow = GaussianCMD([cmd["cmd_mean"], 1.0, 0.4], [cmd["cmd_std"], 200.0, 200.0])
-    settings = PosteriorSettings(n_samples=4096, n_iterations=1, prior=DistancePrior("flat"))
+    settings = paper(n_samples=4096, n_iterations=1)
     out = distance_posteriors(stars, flow, NoDust(), settings, np.random.default_rng(2))
     mean_flat, std_flat = grid_posterior_moments(parallax, error, lambda d: 0.0, g_mag, **cmd)
     # Monte-Carlo error of a 4096-sample importance estimate averaged over 64 stars: well under 2 %.
@@ -97,9 +103,9 @@ def test_edsd_prior_matches_quadrature():
     parallax, error, length = 1.0, 0.4, 1.35
     stars = one_star(parallax, error, n=64)
     prior = DistancePrior("edsd", length)
-    settings = PosteriorSettings(n_samples=4096, n_iterations=1, prior=prior)
+    settings = paper(n_samples=4096, n_iterations=1, prior=prior)
     out = distance_posteriors(stars, BROAD, NoDust(), settings, np.random.default_rng(3))
-    mean, _ = grid_posterior_moments(parallax, error, prior.log_density)
+    mean, _ = grid_posterior_moments(parallax, error, lambda d: 2.0 * np.log(d) - d / (1000.0 * length))
     assert np.mean(out["dist_mean"]) == pytest.approx(mean, rel=0.02)
 
 
@@ -108,7 +114,7 @@ def test_negative_parallax_gets_finite_positive_distance():
     parallax, error, g_mag = -0.3, 0.5, 15.0
     stars = one_star(parallax, error, g_mag=g_mag, n=32)
     flow = GaussianCMD([4.5, 1.0, 0.4], [1.0, 0.3, 0.2])
-    settings = PosteriorSettings(n_samples=4096)
+    settings = paper(n_samples=4096)
     out = distance_posteriors(stars, flow, NoDust(), settings, np.random.default_rng(4))
     d = out["dist_mean"]
     assert np.all(np.isfinite(d)) and np.all(d > 0)
@@ -140,7 +146,7 @@ def test_dust_iteration_converges_to_the_map_value(tmp_path):
         n_samples=512,
         n_iterations=10,
         rng=np.random.default_rng(5),
-        prior=DistancePrior("flat"),
+        prior=DistancePrior("flat").parameters(stars.ra, stars.dec),
         use_map_samples=True,
     )
     history = res.d_best_history.mean(axis=0)
@@ -156,7 +162,7 @@ def test_unprocessable_stars_keep_their_row_with_a_flag():
     stars.parallax_error[3] = 0.0
     ruwe = np.array([1.0, 1.0, 1.0, 1.0, 2.0])
     out = distance_posteriors(
-        stars, BROAD, NoDust(), PosteriorSettings(n_samples=64), np.random.default_rng(6), ruwe=ruwe
+        stars, BROAD, NoDust(), paper(n_samples=64), np.random.default_rng(6), ruwe=ruwe
     )
     assert len(out["dist_mean"]) == 5
     assert list(out["has_posterior"]) == [True, False, False, False, True]

@@ -1,0 +1,538 @@
+"""Exact distance posteriors on a per-star log-distance grid: the catalog's default scheme (issue 16).
+
+Under paper 004's model (Sec. 3.2) a star's distance posterior is one-dimensional,
+
+    p(d | ϖ, m) ∝ π(d) · N(ϖ | 1000/d, σ_ϖ) · P_CMD(g(d), c₁(d), c₂(d)),
+    g(d) = G − A_G E(d) − 5 log10(d / 10 pc),  c₁(d) = BP−RP − k₁ E(d),  c₂(d) = BP−G − k₂ E(d),
+
+where E(d) is the reddening *at d* along the star's line of sight (:mod:`latentsky.extinction` for the
+coefficients). Because it is 1-D it can be evaluated rather than sampled. The paper instead draws
+parallaxes, holds the dust at one distance for every draw and iterates that distance
+(:mod:`latentsky.distances.importance`); that iteration can run away or settle into a 2-cycle when the
+dust is steep and the CMD bimodal, and its sample quantiles are noisy at low SNR. Here, per star:
+
+1. **One dust lookup** gives the whole line-of-sight profile (:class:`~latentsky.distances.dust.DustProfiles`).
+2. **The distance window**: the parallax likelihood within ±k σ (truncated at ϖ > 0; a negative ϖ gives
+   the window where the likelihood is within k²/2 e-folds of its value at ϖ → 0⁺; k = 10 because a
+   steep prior can hold the mass far out in the likelihood), the prior's range and
+   [min, max] distance, narrowed by a scan (no flow) to where the dereddened CMD point is inside the CMD
+   model's support box. A star with no such distance is flagged ``OUTSIDE_CMD_SUPPORT``: no distance its
+   parallax allows puts it where the model has seen stars.
+3. **Coarse pass**: the flow on ``n_coarse`` nodes, uniform in ln d over the window; the nodes within
+   ``mass_window`` e-folds of the peak mark where the mass is.
+4. **Fine pass**: ``n_fine`` nodes over that region (repeated, narrower, for any star whose mass still sits
+   on fewer than ``min_effective_nodes`` nodes).
+5. **Exact integration** on the union of nodes: between neighbouring nodes the log-density is taken as
+   linear in ln d (exact for power-law and exponential pieces), so the CDF and its inverse are closed-form
+   in each interval. Mean and standard deviation of d come from the same integrals; the quantiles come
+   from the cumulative integral, so they always lie where the posterior has mass.
+
+The map's samples are either marginalised exactly (``dust_samples: all``, P_CMD averaged over the S
+profiles at each node; S times the flow evaluations) or represented by their median profile
+(``median``, the default: the map's spread then enters ``reddening_err`` but not the distance posterior).
+``reddening``/``reddening_err`` are the posterior mean and standard deviation of E(d) over the distance
+posterior and the map's samples: the distance uncertainty is part of the reddening error.
+
+The flow is evaluated only on points inside its support box (outside it the density is zero), in chunks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from latentsky.distances.dust import DustProfiles
+from latentsky.distances.prior import PriorParameters, log_prior, prior_far_distance
+from latentsky.distances.stars import CATALOG_QUANTILES, DistanceFlag, Stars, absolute_cmd
+from latentsky.extinction import CRANMER2020, GaiaExtinctionCoefficients
+
+DUST_SAMPLE_MODES = ("median", "all")
+
+
+@dataclass(frozen=True)
+class GridSettings:
+    """How the per-star grid is placed (see the module docstring); defaults are checked in the metrics
+    against a 20,000-draw importance-sampling reference of the same posterior."""
+
+    n_coarse: int = 12
+    n_fine: int = 28
+    n_scan: int = 256  # support-box scan, no flow evaluations
+    parallax_window_sigma: float = 10.0  # wide: a steep prior can hold mass far out in the likelihood
+    mass_window: float = 14.0  # e-folds below the peak that the fine pass must cover
+    min_distance_pc: float = 1.0
+    max_distance_pc: float = 1.0e6
+    dust_samples: str = "median"
+    min_effective_nodes: float = 6.0
+    max_refinements: int = 2
+    max_spacing: float = 0.03  # widest fine interval in ln d (3 % in distance) for broad posteriors
+    n_fine_max: int = 168
+    photometry_sigma: float = 3.0  # colours this close to the support are moved onto it (0: never)
+
+    def __post_init__(self) -> None:
+        if self.dust_samples not in DUST_SAMPLE_MODES:
+            raise ValueError(
+                f"grid dust_samples must be one of {DUST_SAMPLE_MODES}, got {self.dust_samples!r}"
+            )
+        if self.n_coarse < 3 or self.n_fine < 3 or self.n_scan < 8:
+            raise ValueError(f"grid needs n_coarse ≥ 3, n_fine ≥ 3 and n_scan ≥ 8, got {self}")
+        if not 0 < self.min_distance_pc < self.max_distance_pc:
+            raise ValueError(f"grid needs 0 < min_distance_pc < max_distance_pc, got {self}")
+        if self.parallax_window_sigma <= 0 or self.mass_window <= 0:
+            raise ValueError(f"grid parallax_window_sigma and mass_window must be > 0, got {self}")
+
+    @property
+    def flow_nodes_per_star(self) -> int:
+        """Nodes the flow is evaluated at per star (before refinement), per dust profile."""
+        return self.n_coarse + self.n_fine
+
+
+#: ``log_cmd(points)`` → log P_CMD for points of shape (P, 3), −inf outside the support.
+LogCMD = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass
+class GridPosterior:
+    """Nodes and normalised log-density of each star's posterior, with what was used to compute it."""
+
+    ln_d: np.ndarray  # (N, K) sorted nodes, ln(pc)
+    log_post: np.ndarray  # (N, K) log-density in ln d, max 0 per supported row (−inf where none)
+    reddening: np.ndarray  # (N, S, K) every map sample's E at the nodes
+    used_reddening: np.ndarray  # (N, S', K) the E the posterior used (S' = 1 for the median profile)
+    log_cmd: np.ndarray  # (N, S', K) log P_CMD per profile at the nodes
+    supported: np.ndarray  # (N,) bool
+    colours_moved: np.ndarray  # (N,) bool: colours moved onto the support (photometric noise)
+    bp_rp: np.ndarray  # (N,) the colours the posterior used
+    bp_g: np.ndarray
+
+    def summaries(self, quantiles: tuple[float, ...] = CATALOG_QUANTILES) -> dict[str, np.ndarray]:
+        return summarise(self, quantiles)
+
+
+def _log_likelihood_window(stars: Stars, k: float) -> tuple[np.ndarray, np.ndarray]:
+    """Distances (pc) where N(ϖ | 1000/d, σ), truncated to 1/d > 0, is within k²/2 e-folds of its peak."""
+    plx, err = stars.parallax, stars.parallax_error
+    peak = np.maximum(plx, 0.0)
+    p_max = plx + np.sqrt((peak - plx) ** 2 + (k * err) ** 2)
+    p_min = np.maximum(plx - k * err, 0.0)
+    with np.errstate(divide="ignore"):
+        return 1000.0 / p_max, np.where(p_min > 0, 1000.0 / np.where(p_min > 0, p_min, 1.0), np.inf)
+
+
+def _box_inside(points: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    return np.all((points >= low) & (points <= high), axis=-1)
+
+
+def _linspace_rows(lo: np.ndarray, hi: np.ndarray, n: int) -> np.ndarray:
+    t = np.linspace(0.0, 1.0, n)
+    return lo[:, None] + (hi - lo)[:, None] * t[None, :]
+
+
+class _Evaluator:
+    """log p(ln d | data) at arbitrary nodes for one batch of stars (module docstring, step 3–4)."""
+
+    def __init__(
+        self,
+        stars: Stars,
+        profiles: DustProfiles,
+        prior: PriorParameters,
+        log_cmd: LogCMD,
+        low: np.ndarray,
+        high: np.ndarray,
+        median: bool,
+        coeffs: GaiaExtinctionCoefficients,
+    ) -> None:
+        self.stars, self.profiles, self.prior = stars, profiles, prior
+        self.log_cmd, self.low, self.high, self.median, self.coeffs = log_cmd, low, high, median, coeffs
+        self.flow_points = 0
+
+    def points(self, ln_d: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(reddening (n, S', K), CMD points (n, S', K, 3)) for the stars ``rows`` at nodes ``ln_d``."""
+        s = self.stars
+        d = np.exp(ln_d)
+        dm = 5.0 * np.log10(d) - 5.0
+        prof = _rows(self.profiles, rows)
+        red = prof.reddening(dm, median=self.median)
+        pts = absolute_cmd(
+            s.g_mag[rows, None, None],
+            s.bp_rp[rows, None, None],
+            s.bp_g[rows, None, None],
+            d[:, None, :],
+            red,
+            self.coeffs,
+        )
+        return red, pts
+
+    def __call__(self, ln_d: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(log posterior (n, K), used reddening (n, S', K), log P_CMD (n, S', K))."""
+        s = self.stars
+        red, pts = self.points(ln_d, rows)
+        inside = _box_inside(pts, self.low, self.high)
+        lc = np.full(inside.shape, -np.inf)
+        if inside.any():
+            lc[inside] = self.log_cmd(pts[inside])
+            self.flow_points += int(inside.sum())
+        n_prof = lc.shape[1]
+        with np.errstate(divide="ignore"):
+            peak = np.max(lc, axis=1, keepdims=True)
+            safe = np.where(np.isfinite(peak), peak, 0.0)
+            lc_mix = np.log(np.sum(np.exp(lc - safe), axis=1)) + safe[:, 0] - np.log(n_prof)
+        d = np.exp(ln_d)
+        loglike = -0.5 * ((s.parallax[rows, None] - 1000.0 / d) / s.parallax_error[rows, None]) ** 2
+        params = self.prior.subset(rows)
+        # + ln d: the density is taken per unit ln d (dd = d · d ln d).
+        lp = log_prior(d, params) + ln_d + loglike + lc_mix
+        return np.where(np.isfinite(lp), lp, -np.inf), red, lc
+
+
+def log_posterior_at(
+    stars: Stars,
+    profiles: DustProfiles,
+    prior: PriorParameters,
+    log_cmd: LogCMD,
+    support: tuple[np.ndarray, np.ndarray],
+    ln_d: np.ndarray,
+    dust_samples: str = "median",
+    coeffs: GaiaExtinctionCoefficients = CRANMER2020,
+) -> np.ndarray:
+    """The unnormalised log posterior per unit ln d at ``ln_d`` (N, K): the density the grid integrates,
+    for checks against other estimators (:mod:`latentsky.distances.validation`)."""
+    low, high = (np.asarray(x, dtype=float) for x in support)
+    ev = _Evaluator(stars, profiles, prior, log_cmd, low, high, dust_samples == "median", coeffs)
+    return ev(np.asarray(ln_d, dtype=float), np.arange(len(stars)))[0]
+
+
+def _rows(profiles: DustProfiles, rows: np.ndarray) -> DustProfiles:
+    return DustProfiles(
+        profiles.dm_nodes,
+        profiles.samples[rows],
+        profiles.dm_reliable_min[rows],
+        profiles.dm_reliable_max[rows],
+        profiles.converged[rows],
+        profiles.proportional_in_front,
+    )
+
+
+def _mass_region(ln_d: np.ndarray, lp: np.ndarray, window: float, lo: np.ndarray, hi: np.ndarray):
+    """[first, last] node within ``window`` e-folds of the row's peak, widened by one neighbouring node."""
+    keep = lp >= (np.max(lp, axis=1, keepdims=True) - window)
+    k = ln_d.shape[1]
+    first = np.argmax(keep, axis=1)
+    last = k - 1 - np.argmax(keep[:, ::-1], axis=1)
+    rows = np.arange(len(ln_d))
+    a = ln_d[rows, np.maximum(first - 1, 0)]
+    b = ln_d[rows, np.minimum(last + 1, k - 1)]
+    return np.maximum(a, lo), np.minimum(b, hi)
+
+
+def grid_posterior(
+    stars: Stars,
+    profiles: DustProfiles,
+    prior: PriorParameters,
+    log_cmd: LogCMD,
+    support: tuple[np.ndarray, np.ndarray],
+    settings: GridSettings | None = None,
+    coeffs: GaiaExtinctionCoefficients = CRANMER2020,
+) -> tuple[GridPosterior, int]:
+    """Each star's posterior on its own grid (module docstring) and the number of flow evaluations made."""
+    settings = settings or GridSettings()
+    n = len(stars)
+    low, high = (np.asarray(x, dtype=float) for x in support)
+    stars = stars.subset(np.arange(n))  # a copy: colours may be moved onto the support below
+    ev = _Evaluator(stars, profiles, prior, log_cmd, low, high, settings.dust_samples == "median", coeffs)
+    rows = np.arange(n)
+
+    # Step 2: the distance window from the likelihood, the prior and the grid's limits …
+    d_lo, d_hi = _log_likelihood_window(stars, settings.parallax_window_sigma)
+    d_lo = np.maximum(d_lo, settings.min_distance_pc)
+    d_hi = np.minimum(np.minimum(d_hi, prior_far_distance(prior)), settings.max_distance_pc)
+    # … and, in absolute G alone, the support box (E ≥ 0 only makes g fainter, so E_max bounds it).
+    a_max = coeffs.a_g * np.nan_to_num(profiles.max_reddening(), nan=0.0)
+    with np.errstate(over="ignore"):
+        d_lo = np.maximum(d_lo, 10.0 ** ((stars.g_mag - high[0] - a_max) / 5.0 + 1.0))
+        d_hi = np.minimum(d_hi, 10.0 ** ((stars.g_mag - low[0]) / 5.0 + 1.0))
+    lo, hi = np.log(np.maximum(d_lo, 1e-300)), np.log(np.minimum(d_hi, 1e300))
+    open_window = hi > lo
+    lo, hi = np.where(open_window, lo, 0.0), np.where(open_window, hi, 1.0)
+    # The scan: where along the window the dereddened point is inside the box (any dust profile).
+    scan = _linspace_rows(lo, hi, settings.n_scan)
+    _, pts = ev.points(scan, rows)
+    inside = np.any(_box_inside(pts, low, high), axis=1) & open_window[:, None]
+    supported = inside.any(axis=1)
+    # A faint star's BP/RP colours can scatter outside the support at every distance (σ ~ 0.3 mag at
+    # G ≈ 20.5). The paper's model has no photometric noise in the posterior, so such a star would be
+    # blamed for the model's omission; where the colour is within photometry_sigma of the box at the
+    # window's near end, it is moved onto the box edge there (flag COLOURS_MOVED_TO_SUPPORT).
+    moved = np.zeros(n, dtype=bool)
+    redo = np.flatnonzero(~supported & open_window & (stars.phot_var > 0))
+    if len(redo):
+        moved[redo] = _move_colours_to_support(
+            ev.stars, profiles, redo, scan[redo, 0], low, high, settings, coeffs
+        )
+        again = np.flatnonzero(moved)
+        if len(again):
+            _, pts = ev.points(scan[again], again)
+            inside[again] = np.any(_box_inside(pts, low, high), axis=1)
+            supported = inside.any(axis=1)
+            moved &= supported
+    step = (hi - lo) / (settings.n_scan - 1)
+    first = np.argmax(inside, axis=1)
+    last = settings.n_scan - 1 - np.argmax(inside[:, ::-1], axis=1)
+    lo = np.where(supported, np.maximum(scan[rows, first] - step, lo), lo)
+    hi = np.where(supported, np.minimum(scan[rows, last] + step, hi), hi)
+
+    # Step 3: coarse pass.
+    coarse = _linspace_rows(lo, hi, settings.n_coarse)
+    lp_c, red_c, lc_c = ev(coarse, rows)
+    has_mass = np.isfinite(lp_c).any(axis=1)
+    # Step 4: fine pass over the mass region (the whole window where the coarse nodes found none).
+    a, b = _mass_region(coarse, np.where(has_mass[:, None], lp_c, 0.0), settings.mass_window, lo, hi)
+
+    # Nodes per star: at least n_fine, more where the mass spreads wide, so that no fine interval is wider
+    # than max_spacing in ln d; rounded up to multiples of n_fine so stars are evaluated in a few groups.
+    wanted = np.ceil((b - a) / settings.max_spacing) + 1
+    n_nodes = settings.n_fine * np.ceil(
+        np.clip(wanted, settings.n_fine, settings.n_fine_max) / settings.n_fine
+    )
+    n_nodes = np.minimum(n_nodes, settings.n_fine * np.ceil(settings.n_fine_max / settings.n_fine)).astype(
+        int
+    )
+    width = settings.n_coarse + int(n_nodes.max(initial=settings.n_fine))
+
+    def fine_pass(a: np.ndarray, b: np.ndarray, sel: np.ndarray):
+        """Coarse ∪ fine nodes of the stars ``sel``, sorted; padded to ``width`` with zero-width intervals."""
+        n_prof = red_c.shape[1]
+        ln_d = np.empty((len(sel), width))
+        lp = np.full((len(sel), width), -np.inf)
+        red = np.empty((len(sel), n_prof, width))
+        lc = np.full((len(sel), n_prof, width), -np.inf)
+        for n_f in np.unique(n_nodes[sel]):
+            g = n_nodes[sel] == n_f
+            stars_g = sel[g]
+            nodes = _linspace_rows(a[g], b[g], n_f)
+            lp_f, red_f, lc_f = ev(nodes, stars_g)
+            nodes = np.concatenate([coarse[stars_g], nodes], axis=1)
+            order = np.argsort(nodes, axis=1, kind="stable")
+            k = nodes.shape[1]
+            ln_d[g, :k] = _sort_nodes(nodes, order)
+            ln_d[g, k:] = ln_d[g, k - 1 : k]
+            lp[g, :k] = _sort_nodes(np.concatenate([lp_c[stars_g], lp_f], axis=1), order)
+            red[g, :, :k] = _sort_nodes(np.concatenate([red_c[stars_g], red_f], axis=-1), order)
+            red[g, :, k:] = red[g, :, k - 1 : k]
+            lc[g, :, :k] = _sort_nodes(np.concatenate([lc_c[stars_g], lc_f], axis=-1), order)
+        return ln_d, lp, red, lc
+
+    ln_d, lp, red, lc = fine_pass(a, b, rows)
+    supported &= np.isfinite(lp).any(axis=1)
+    # Posteriors narrower than the fine spacing (precise parallaxes, a sharp CMD ridge): refine again.
+    for _ in range(settings.max_refinements):
+        post = _normalise(ln_d, lp, supported)
+        weights = _node_weights(post.ln_d, post.log_post)
+        with np.errstate(divide="ignore"):
+            sharp = supported & (1.0 / np.sum(weights**2, axis=1) < settings.min_effective_nodes)
+        if not sharp.any():
+            break
+        sel = np.flatnonzero(sharp)
+        a, b = _mass_region(ln_d[sel], lp[sel], settings.mass_window, lo[sel], hi[sel])
+        ln_d[sel], lp[sel], red[sel], lc[sel] = fine_pass(a, b, sel)
+    post = _normalise(ln_d, lp, supported)
+    # Every map sample's E at the nodes, for the reddening summaries (no flow evaluations).
+    all_red = ev.profiles.reddening(5.0 * np.log10(np.exp(ln_d)) - 5.0) if ev.median else red
+    return (
+        GridPosterior(post.ln_d, post.log_post, all_red, red, lc, supported, moved, stars.bp_rp, stars.bp_g),
+        ev.flow_points,
+    )
+
+
+def _sort_nodes(x: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Reorder the node axis (last) of (n, K) or (n, S, K) arrays by ``order`` (n, K)."""
+    return np.take_along_axis(x, order if x.ndim == 2 else order[:, None, :], axis=-1)
+
+
+def _move_colours_to_support(
+    stars: Stars,
+    profiles: DustProfiles,
+    rows: np.ndarray,
+    ln_d_near: np.ndarray,
+    low: np.ndarray,
+    high: np.ndarray,
+    settings: GridSettings,
+    coeffs: GaiaExtinctionCoefficients,
+) -> np.ndarray:
+    """Move BP−RP / BP−G of ``rows`` (in place) onto the support box at the near end of their window
+    when each is outside it by at most ``photometry_sigma`` σ (σ² ≤ the star's photometric variance)."""
+    e_near = _rows(profiles, rows).reddening(5.0 * np.log10(np.exp(ln_d_near))[:, None] - 5.0, median=True)[
+        :, 0, 0
+    ]
+    sigma = np.sqrt(stars.phot_var[rows])
+    ok = np.ones(len(rows), dtype=bool)
+    new = {}
+    for k, (name, coef) in enumerate((("bp_rp", coeffs.e_bp_rp), ("bp_g", coeffs.e_bp_g)), start=1):
+        observed = getattr(stars, name)[rows]
+        near = observed - coef * e_near
+        target = np.clip(near, low[k] + 1e-3, high[k] - 1e-3)
+        ok &= np.abs(near - target) <= settings.photometry_sigma * sigma
+        new[name] = observed + (target - near)
+    for name, values in new.items():
+        column = getattr(stars, name)
+        column[rows[ok]] = values[ok]
+    return ok
+
+
+@dataclass
+class _Normalised:
+    ln_d: np.ndarray
+    log_post: np.ndarray
+
+
+def _normalise(ln_d: np.ndarray, lp: np.ndarray, supported: np.ndarray) -> _Normalised:
+    peak = np.max(lp, axis=1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    out = np.where(supported[:, None], lp - peak, -np.inf)
+    return _Normalised(ln_d, out)
+
+
+def _interval_mass(a: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
+    """∫ exp(log-density) over an interval of width h whose log-density runs linearly from a to b.
+
+    An end at −inf (outside the support) is treated as a density falling linearly to zero (trapezoid).
+    """
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    both = fa & fb
+    aa, bb = np.where(both, a, 0.0), np.where(both, b, 0.0)
+    delta = bb - aa
+    small = np.abs(delta) < 1e-8
+    with np.errstate(over="ignore", invalid="ignore"):
+        exact = np.where(
+            small, np.exp(aa) * (1.0 + 0.5 * delta), (np.exp(bb) - np.exp(aa)) / np.where(small, 1.0, delta)
+        )
+    one = 0.5 * (np.exp(np.where(fa, a, -np.inf)) + np.exp(np.where(fb, b, -np.inf)))
+    return h * np.where(both, exact, one)
+
+
+def _inverse_in_interval(a: np.ndarray, b: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Fraction t ∈ [0, 1] of the interval at which the interval's own CDF reaches f (see _interval_mass)."""
+    fa, fb = np.isfinite(a), np.isfinite(b)
+    both = fa & fb
+    delta = np.where(both, np.where(both, b, 0.0) - np.where(both, a, 0.0), 0.0)
+    f = np.clip(f, 0.0, 1.0)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pos = delta > 1e-8
+        neg = delta < -1e-8
+        t_pos = 1.0 + np.log(f + (1.0 - f) * np.exp(-np.where(pos, delta, 1.0))) / np.where(pos, delta, 1.0)
+        t_neg = np.log1p(f * np.expm1(np.where(neg, delta, -1.0))) / np.where(neg, delta, -1.0)
+        t = np.where(pos, t_pos, np.where(neg, t_neg, f))
+    t = np.where(both, t, np.where(fb & ~fa, np.sqrt(f), np.where(fa & ~fb, 1.0 - np.sqrt(1.0 - f), f)))
+    return np.clip(np.nan_to_num(t, nan=0.5), 0.0, 1.0)
+
+
+def _node_weights(ln_d: np.ndarray, log_post: np.ndarray) -> np.ndarray:
+    """Posterior mass per node (half of each neighbouring interval), normalised per row."""
+    m = _interval_mass(log_post[:, :-1], log_post[:, 1:], np.diff(ln_d, axis=1))
+    w = np.zeros_like(ln_d)
+    w[:, :-1] += 0.5 * m
+    w[:, 1:] += 0.5 * m
+    total = w.sum(axis=1, keepdims=True)
+    return np.where(total > 0, w / np.where(total > 0, total, 1.0), 0.0)
+
+
+def posterior_quantiles(ln_d: np.ndarray, log_post: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """Distance quantiles (pc), shape (N, len(quantiles)), from the exact cumulative integral."""
+    a, b = log_post[:, :-1], log_post[:, 1:]
+    h = np.diff(ln_d, axis=1)
+    m = _interval_mass(a, b, h)
+    total = m.sum(axis=1, keepdims=True)
+    cdf = np.concatenate([np.zeros((len(m), 1)), np.cumsum(m, axis=1)], axis=1) / np.where(
+        total > 0, total, 1.0
+    )
+    out = np.full((len(m), len(quantiles)), np.nan)
+    rows = np.arange(len(m))
+    for k, q in enumerate(quantiles):
+        j = np.clip(np.sum(cdf[:, 1:] < q, axis=1), 0, m.shape[1] - 1)
+        frac_mass = m[rows, j] / np.where(total[:, 0] > 0, total[:, 0], 1.0)
+        f = (q - cdf[rows, j]) / np.where(frac_mass > 0, frac_mass, 1.0)
+        t = _inverse_in_interval(a[rows, j], b[rows, j], f)
+        out[:, k] = np.where(total[:, 0] > 0, np.exp(ln_d[rows, j] + t * h[rows, j]), np.nan)
+    return out
+
+
+def _log_integral(ln_d: np.ndarray, log_f: np.ndarray) -> np.ndarray:
+    """ln ∫ exp(log_f) d(ln d) per row, piecewise log-linear."""
+    peak = np.max(log_f, axis=1, keepdims=True)
+    peak = np.where(np.isfinite(peak), peak, 0.0)
+    m = _interval_mass(log_f[:, :-1] - peak, log_f[:, 1:] - peak, np.diff(ln_d, axis=1))
+    with np.errstate(divide="ignore"):
+        return np.log(m.sum(axis=1)) + peak[:, 0]
+
+
+def summarise(post: GridPosterior, quantiles: tuple[float, ...] = CATALOG_QUANTILES) -> dict[str, np.ndarray]:
+    """Mean, std and quantiles of d, the reddening and dereddened CMD point, and the effective node count."""
+    ln_d, lp = post.ln_d, post.log_post
+    with np.errstate(invalid="ignore", over="ignore"):
+        l0 = _log_integral(ln_d, lp)
+        mean = np.exp(_log_integral(ln_d, lp + ln_d) - l0)
+        second = np.exp(_log_integral(ln_d, lp + 2.0 * ln_d) - l0)
+    std = np.sqrt(np.clip(second - mean**2, 0.0, None))
+    w = _node_weights(ln_d, lp)
+    # Per node and profile: how much of the node's mass each dust profile carries (equal for one profile).
+    lc = post.log_cmd
+    with np.errstate(invalid="ignore"):
+        peak = np.max(lc, axis=1, keepdims=True)
+        resp = np.exp(lc - np.where(np.isfinite(peak), peak, 0.0))
+        resp = np.nan_to_num(resp / resp.sum(axis=1, keepdims=True))
+    joint_used = w[:, None, :] * resp  # (N, S', K)
+    if post.reddening.shape[1] == post.used_reddening.shape[1]:
+        joint_all = joint_used
+    else:  # median profile: the posterior is shared, every map sample counts equally at each node
+        joint_all = np.broadcast_to(w[:, None, :] / post.reddening.shape[1], post.reddening.shape)
+    e1 = np.sum(joint_all * post.reddening, axis=(1, 2))
+    e2 = np.sum(joint_all * post.reddening**2, axis=(1, 2))
+    q = posterior_quantiles(ln_d, lp, quantiles)
+    out = {f"q{k}": q[:, k] for k in range(len(quantiles))}
+    d = np.exp(ln_d)[:, None, :]
+    g_abs = -5.0 * np.log10(d / 10.0)  # + G − A_G E, added by the caller that knows G
+    out.update(
+        mean=mean,
+        std=std,
+        reddening=e1,
+        reddening_err=np.sqrt(np.clip(e2 - e1**2, 0.0, None)),
+        mean_used_reddening=np.sum(joint_used * post.used_reddening, axis=(1, 2)),
+        mean_distance_modulus_term=np.sum(joint_used * g_abs, axis=(1, 2)),
+        effective_nodes=np.where(w.sum(axis=1) > 0, 1.0 / np.maximum(np.sum(w**2, axis=1), 1e-300), np.nan),
+    )
+    for key in out:
+        out[key] = np.where(post.supported, out[key], np.nan)
+    return out
+
+
+def grid_catalog_columns(
+    stars: Stars,
+    post: GridPosterior,
+    coeffs: GaiaExtinctionCoefficients = CRANMER2020,
+    n_quantiles: int = 0,
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The catalog's posterior columns for a batch and the flags the grid sets (per star)."""
+    s = summarise(post)
+    e_used = s["mean_used_reddening"]
+    out = {
+        "dist_mean": s["mean"],
+        "dist_std": s["std"],
+        **{
+            name: s[f"q{k}"]
+            for k, name in enumerate(("dist_q05", "dist_q16", "dist_q50", "dist_q84", "dist_q95"))
+        },
+        "reddening": s["reddening"],
+        "reddening_err": s["reddening_err"],
+        "abs_g": stars.g_mag - coeffs.a_g * e_used + s["mean_distance_modulus_term"],
+        "bp_rp0": post.bp_rp - coeffs.e_bp_rp * e_used,
+        "bp_g0": post.bp_g - coeffs.e_bp_g * e_used,
+        "effective_samples": s["effective_nodes"],
+    }
+    if n_quantiles:
+        levels = tuple((np.arange(n_quantiles) + 0.5) / n_quantiles)
+        out["dist_quantiles"] = posterior_quantiles(post.ln_d, post.log_post, levels)
+    flags = np.zeros(len(stars), dtype=np.int64)
+    flags[~post.supported] |= DistanceFlag.OUTSIDE_CMD_SUPPORT
+    flags[post.colours_moved] |= DistanceFlag.COLOURS_MOVED_TO_SUPPORT
+    return out, flags
