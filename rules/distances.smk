@@ -3,6 +3,10 @@
 # Config block.
 DISTANCES = config["distances"]
 POSTERIOR = DISTANCES["posterior"]
+# What each rule reads of the block, so that changing the posterior or the metrics does not retrain the
+# flow (Snakemake reruns a job whose params changed), and changing the metrics does not redo the catalog.
+DISTANCES_TRAINING = {k: v for k, v in DISTANCES.items() if k not in ("posterior", "metrics")}
+DISTANCES_CATALOG = {k: v for k, v in DISTANCES.items() if k != "metrics"}
 
 CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
 CMD_FLOW_MODEL = f"{CMD_FLOW_DIR}/model.pt"
@@ -52,6 +56,18 @@ distance_partitions = lambda wildcards=None: [
 distance_dust_input = lambda wildcards=None: (
     {"dust": DUST_MAP} if DISTANCES["dust"]["kind"] == "map" else {}
 )
+# Catalog job resources from the measured throughput (distances.catalog_resources; `latentsky benchmark
+# distances`): minutes for a partition's rows, times the margin and the attempt, plus start-up.
+CATALOG_RESOURCES = DISTANCES["catalog_resources"]
+catalog_runtime = lambda wildcards, attempt: attempt * int(
+    10
+    + CATALOG_RESOURCES["runtime_margin"]
+    * gaia_partition_rows()[str(wildcards.pixel)]
+    / CATALOG_RESOURCES["stars_per_s"]
+    / 60
+)
+# A GPU for the catalog jobs when the config asks for one (the SLURM profile routes them).
+CATALOG_GPU = 1 if str(DISTANCES["device"]).startswith("cuda") else 0
 # The prior's table, when the prior reads one.
 distance_prior_input = lambda wildcards=None: (
     {"prior_table": PRIOR_TABLE} if PRIOR_TABLE else {}
@@ -94,7 +110,7 @@ rule train_cmd_flow:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
     params:
-        distances=DISTANCES,
+        distances=DISTANCES_TRAINING,
         seed=seed_for("train_cmd_flow"),
         # Kept between attempts (not an output), so a preempted or failed job resumes where it stopped.
         resume=f"{CMD_FLOW_DIR}/resume.pt",
@@ -119,12 +135,13 @@ rule distance_catalog_partition:
     retries: 1
     conda:
         "../envs/latentsky.yaml"
-    threads: 1
+    threads: CATALOG_RESOURCES["threads"]
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
+        gpu=CATALOG_GPU,
+        mem_mb=lambda wildcards, attempt: CATALOG_RESOURCES["mem_mb"] * attempt,
+        runtime=catalog_runtime,
     params:
-        distances=DISTANCES,
+        distances=DISTANCES_CATALOG,
         catalog_dir=lambda wildcards, output: hats_root(output[0]),
         partition_order=GAIA_ORDER,
         seed=lambda wildcards: seed_for(f"distance_catalog_partition/{wildcards.pixel}"),

@@ -12,7 +12,7 @@ from latentsky.distances.validation import compare_schemes, reference_agreement
 from latentsky.io.gaia import read_partitions
 from latentsky.io.gaia_columns import canonical_gaia
 from latentsky.jobs import job_logging, job_record
-from latentsky.provenance.files import save_figure, write_json
+from latentsky.provenance.files import nan_to_null, save_figure, write_json
 from latentsky.training import resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -70,6 +70,6 @@ with job_logging(smk) as log:
         save_figure(
             cluster_figure(rows, used, cl["distance_pc"] / 1000.0), smk.output.cluster, record, dpi=110
         )
-    write_json(metrics, smk.output.metrics, record)
+    write_json(nan_to_null(metrics), smk.output.metrics, record)
     save_figure(cmd_comparison_figure(catalog, offset), smk.output.cmd, record, dpi=100)
     log.info("distance metrics: %s", metrics)

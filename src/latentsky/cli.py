@@ -65,7 +65,7 @@ def _parse_dust(spec: str) -> tuple[dict, str | None]:
     if kind == "bayestar" and value:
         return {"kind": "map", "reddening": 0.0}, value
     raise argparse.ArgumentTypeError(
-        f"--dust {spec!r}: expected 'none', 'constant:E' (E in Bayestar units, ≈ E(B−V)) or 'bayestar:PATH'"
+        f"--dust {spec!r}: expected 'none', 'constant:E' (E in Bayestar units: 1 unit = 0.901 mag of E(g−r)) or 'bayestar:PATH'"
     )
 
 
@@ -530,7 +530,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
-    return int(args.func(args))
+    try:
+        return int(args.func(args))
+    except (ValueError, OSError) as exc:
+        # Bad input (a file, a column, a setting): one line naming it, no traceback (DESIGN.md).
+        print(f"latentsky {args.command}: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":  # pragma: no cover

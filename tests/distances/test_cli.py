@@ -88,3 +88,101 @@ def test_bad_dust_spec_is_refused(capsys):
     with pytest.raises(SystemExit):
         main(["distances", "catalog", "x.csv", "--dust", "sfd", "--model", "m.pt", "--out", "o.parquet"])
     assert "expected 'none', 'constant:E'" in capsys.readouterr().err
+
+
+def _catalog(table, model, out, *extra):
+    return main(
+        [
+            "distances",
+            "catalog",
+            str(table),
+            "--dust",
+            "none",
+            "--device",
+            "cpu",
+            "--model",
+            str(model),
+            "--out",
+            str(out),
+            *extra,
+        ]
+    )
+
+
+@pytest.fixture
+def hyades_rows(real_data):
+    return pd.read_csv(real_data / "gaia_dr2_clusters" / "hyades.csv").head(40)
+
+
+def _one_error_line(capsys):
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    return err[0]
+
+
+def test_table_without_parallax_errors_is_one_line_naming_file_and_column(
+    hyades_catalog, hyades_rows, tmp_path, capsys
+):
+    bad = tmp_path / "no_errors.csv"
+    hyades_rows.drop(columns=["parallax_error"]).to_csv(bad, index=False)
+    assert _catalog(bad, hyades_catalog[1], tmp_path / "o.parquet") == 2
+    line = _one_error_line(capsys)
+    assert "no_errors.csv" in line and "parallax_error" in line
+    assert not (tmp_path / "o.parquet").exists()
+
+
+def test_duplicate_source_ids_are_one_line(hyades_catalog, hyades_rows, tmp_path, capsys):
+    bad = tmp_path / "dupes.csv"
+    pd.concat([hyades_rows, hyades_rows.head(2)]).to_csv(bad, index=False)
+    assert _catalog(bad, hyades_catalog[1], tmp_path / "o.parquet") == 2
+    line = _one_error_line(capsys)
+    assert "dupes.csv" in line and "source_id" in line
+
+
+def test_nan_magnitudes_are_flagged_rows(hyades_catalog, hyades_rows, tmp_path):
+    rows = hyades_rows.copy()
+    rows.loc[:4, "phot_g_mean_mag"] = np.nan
+    rows.loc[:4, "phot_g_mean_flux"] = np.nan
+    path = tmp_path / "nan_g.csv"
+    rows.to_csv(path, index=False)
+    assert _catalog(path, hyades_catalog[1], tmp_path / "o.parquet") == 0
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    assert len(out) == len(rows)
+    assert out["flag_names"].head(5).str.contains("missing_g").all()
+    assert not out["has_posterior"].head(5).any() and out["dist_q50"].head(5).isna().all()
+
+
+def test_dust_map_that_is_not_bayestar_is_one_line(hyades_catalog, real_data, tmp_path, capsys):
+    fake = tmp_path / "not_a_map.h5"
+    fake.write_text("this is not HDF5\n")
+    table = real_data / "gaia_dr2_clusters" / "hyades.csv"
+    rc = main(
+        [
+            "distances",
+            "catalog",
+            str(table),
+            "--dust",
+            f"bayestar:{fake}",
+            "--device",
+            "cpu",
+            "--model",
+            str(hyades_catalog[1]),
+            "--out",
+            str(tmp_path / "o.parquet"),
+        ]
+    )
+    assert rc == 2
+    assert "not_a_map.h5" in _one_error_line(capsys)
+
+
+def test_bad_prior_table_is_one_line(hyades_catalog, hyades_rows, tmp_path, capsys):
+    table = tmp_path / "rows.csv"
+    hyades_rows.to_csv(table, index=False)
+    prior = tmp_path / "prior.csv"
+    pd.DataFrame({"healpix": [1], "GGDrlen": [100.0]}).to_csv(prior, index=False)
+    rc = _catalog(
+        table, hyades_catalog[1], tmp_path / "o.parquet", "--prior", "ggd", "--prior-table", str(prior)
+    )
+    assert rc == 2
+    line = _one_error_line(capsys)
+    assert "prior.csv" in line and "GGDalpha" in line

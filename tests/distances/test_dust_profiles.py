@@ -44,3 +44,13 @@ def test_profile_carries_the_maps_reliable_range_and_convergence(observed_map):
     np.testing.assert_allclose(profiles.dm_reliable_max, flags["max_reliable_distmod"])
     assert profiles.converged.tolist() == flags["converged"].tolist()
     assert np.all(profiles.dm_reliable_min < profiles.dm_reliable_max)
+
+
+def test_extinction_is_stated_per_bayestar_unit():
+    # Green et al. (2019) Table 1: one Bayestar19 unit is E(g−r) = 3.518 − 2.617 = 0.901 mag, and paper
+    # 004 gives its coefficients per magnitude of E(g−r).
+    from latentsky.extinction import CRANMER2020
+
+    assert CRANMER2020.a_g == pytest.approx(2.71 * 0.901)
+    assert CRANMER2020.e_bp_rp == pytest.approx(0.85 * 0.901)
+    assert CRANMER2020.e_bp_g == pytest.approx(0.39 * 0.901)

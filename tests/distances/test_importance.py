@@ -16,6 +16,7 @@ from latentsky.distances.importance import (
 from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
 from latentsky.distances.prior import DistancePrior
 from latentsky.distances.stars import DistanceFlag, Stars
+from latentsky.extinction import CRANMER2020
 
 
 def paper(n_samples=512, n_iterations=10, prior=None):
@@ -132,8 +133,8 @@ def test_dust_iteration_converges_to_the_map_value(tmp_path):
             return (0.3 * np.asarray(distance_pc) / 1000.0)[:, None]
 
     true_e, abs_g, c1, c2 = 0.3, 4.0, 0.8, 0.35
-    g_mag = abs_g + 10.0 + 2.71 * true_e  # DM(1 kpc) = 10
-    stars = one_star(1.0, 0.1, g_mag=g_mag, bp_rp=c1 + 0.85 * true_e, bp_g=c2 + 0.39 * true_e, n=16)
+    g_mag = abs_g + 10.0 + CRANMER2020.a_g * true_e  # DM(1 kpc) = 10
+    stars = one_star(1.0, 0.1, g_mag=g_mag, bp_rp=c1 + CRANMER2020.e_bp_rp * true_e, bp_g=c2 + CRANMER2020.e_bp_g * true_e, n=16)
     flow = GaussianCMD([abs_g, c1, c2], [0.3, 0.1, 0.1])
     res = iterate_dust(
         stars,

@@ -50,15 +50,15 @@ def synthetic_stars(n=600, seed=0):
 def test_best_estimate_points_follow_the_paper():
     stars, abs_g = synthetic_stars()
     pts = training_points(stars, None, ConstantDust(0.1), SETTINGS, np.random.default_rng(1))
-    # Dereddened colours: observed minus E(BP−RP) = 0.85 E.
-    np.testing.assert_allclose(pts.points[:, 1], stars.bp_rp - 0.085)
-    np.testing.assert_allclose(pts.points[:, 2], stars.bp_g - 0.039)
-    # High-SNR stars: g_best = mean of g_i is the absolute magnitude less A_G = 2.71 · 0.1 (the synthetic
+    # Dereddened colours: observed minus E(BP−RP) = 0.85 × 0.901 E per Bayestar unit.
+    np.testing.assert_allclose(pts.points[:, 1], stars.bp_rp - 0.1 * 0.85 * 0.901)
+    np.testing.assert_allclose(pts.points[:, 2], stars.bp_g - 0.1 * 0.39 * 0.901)
+    # High-SNR stars: g_best = mean of g_i is the absolute magnitude less A_G = 2.71 · 0.901 · 0.1 (the synthetic
     # photometry is unreddened, so dereddening subtracts it), to within the parallax-noise scatter.
     snr = stars.parallax / stars.parallax_error
     good = snr > 50
     assert good.sum() > 20
-    assert np.median(np.abs(pts.points[good, 0] - (abs_g[good] - 0.271))) < 0.03
+    assert np.median(np.abs(pts.points[good, 0] - (abs_g[good] - 0.271 * 0.901))) < 0.03
     # σ_P² grows as the parallax SNR falls (Var(g_i) from the 32 parallax samples).
     low = snr < 5
     assert np.median(pts.variance[low]) > 10 * np.median(pts.variance[good])

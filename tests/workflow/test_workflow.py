@@ -202,6 +202,36 @@ def test_flow_beats_inverse_parallax_on_the_simulation(workflow_run):
     assert {r["method"] for r in metrics["cluster"]["rows"]} == {"inverse_parallax", "edsd_prior", "flow"}
 
 
+def test_grid_posteriors_against_the_reference_and_the_paper_scheme(workflow_run):
+    metrics = json.loads((workflow_run / "results/metrics/distances.json").read_text())
+    # The grid integrates the posterior the reference samples: their q05/q95 agree within 2 % for
+    # nearly every star (the reference's own Monte-Carlo error is ~1 % at 5,000 draws).
+    ref = metrics["grid_vs_reference"]
+    assert ref["n_stars"] >= 30
+    assert ref["dist_q05"]["fraction_within_tolerance"] >= 0.95
+    assert ref["dist_q95"]["fraction_within_tolerance"] >= 0.95
+    runs = metrics["scheme_and_prior_comparison"]
+    assert set(runs) == {
+        "catalog",
+        "paper_scheme",
+        "geometric_baseline",
+        "prior_flat",
+        "prior_edsd",
+        "prior_ggd",
+        "prior_tabulated",
+    }
+    # The flat prior's far tail (no simulated star lies beyond 10 kpc) against the mock-based prior's.
+    assert runs["prior_flat"]["far_tail_fraction_median"] > 5 * max(
+        runs["catalog"]["far_tail_fraction_median"], 0.01
+    )
+    assert runs["catalog"]["far_tail_fraction_median"] < 0.02
+    # The grid evaluates the flow far fewer times per star than the paper's 10 × 32 + 512 draws.
+    assert runs["paper_scheme"]["flow_evaluations_per_star"] == 832
+    assert runs["catalog"]["flow_evaluations_per_star"] < 832 / 3
+    # Photometry helps: the flow's posterior beats the geometric (prior × parallax) baseline.
+    assert runs["catalog"]["median_frac_error"] < runs["geometric_baseline"]["median_frac_error"]
+
+
 def test_kill_9_mid_job_leaves_no_file_and_the_rerun_is_byte_identical(workflow_run):
     """SIGKILL to the whole Snakemake process group (a node dying) while a catalog partition is computed:
     nothing at the output path; the rerun writes the same bytes as an uninterrupted run. Provenance times

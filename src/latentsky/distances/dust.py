@@ -3,7 +3,7 @@
 Three sources, chosen by config (``distances.dust``) or by the CLI for a user-supplied table:
 
 * :class:`NoDust` — E = 0 everywhere (e.g. a nearby cluster such as the Hyades);
-* :class:`ConstantDust` — one E(B−V)-like value for every star at every distance beyond 0 (a
+* :class:`ConstantDust` — one reddening E (Bayestar units) for every star at every distance beyond 0 (a
   foreground screen, e.g. an SFD value for a small field);
 * :class:`BayestarDust` — a map in the Bayestar HDF5 layout (the real Bayestar19 or the simulated one),
   read by ``dustmaps.bayestar.BayestarQuery`` itself. Training uses the map's median (paper 004 Sec. 3:
@@ -184,8 +184,16 @@ class BayestarDust:
         if not os.path.isfile(self.path):
             raise FileNotFoundError(f"dust map {self.path} does not exist")
         # BayestarQuery prints progress to stdout; keep it out of catalog jobs' stdout.
-        with contextlib.redirect_stdout(io.StringIO()):
-            self._query = BayestarQuery(map_fname=self.path, max_samples=max_samples, version="bayestar2019")
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                self._query = BayestarQuery(
+                    map_fname=self.path, max_samples=max_samples, version="bayestar2019"
+                )
+        except (OSError, KeyError, ValueError) as exc:
+            # Not HDF5, or HDF5 without /pixel_info, /samples, … : say which file and what it must be.
+            raise ValueError(
+                f"dust map {self.path}: not a Bayestar-layout HDF5 map (/pixel_info, /samples, /best_fit): {exc}"
+            ) from None
         self.n_samples = int(self._query._n_samples)
         self.footprint_min_dec = footprint_min_dec
 

@@ -27,7 +27,7 @@ from latentsky.distances.grid import GridSettings, log_posterior_at
 from latentsky.distances.importance import sample_truncated_parallax, weighted_quantiles
 from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
 from latentsky.distances.prior import DistancePrior
-from latentsky.distances.stars import CATALOG_QUANTILES, Stars, flow_log_prob, support_box
+from latentsky.distances.stars import CATALOG_QUANTILES, DistanceFlag, Stars, flow_log_prob, support_box
 
 #: Quantile agreement the issue asks of the grid against the reference (fractional, in distance).
 REFERENCE_TOLERANCE = 0.02
@@ -195,7 +195,10 @@ def reference_agreement(
 ) -> dict[str, Any]:
     """How often the grid's q05/q50/q95 agree with :func:`reference_quantiles` within 2 % (first
     ``n_stars`` stars with a posterior)."""
-    rows = np.flatnonzero(posterior["has_posterior"])[:n_stars]
+    # Stars whose colours the grid moved onto the support are conditioned on other colours than the
+    # table's; they are counted, not compared.
+    moved = (posterior["flags"] & DistanceFlag.COLOURS_MOVED_TO_SUPPORT) > 0
+    rows = np.flatnonzero(posterior["has_posterior"] & ~moved)[:n_stars]
     guide = np.column_stack([posterior[k][rows] for k in ("dist_q16", "dist_q50", "dist_q84")])
     ref, ess = reference_quantiles(
         stars.subset(rows),

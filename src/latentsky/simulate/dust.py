@@ -16,7 +16,7 @@ that the *same reader* can open, so this module
    ``dustmaps/bayestar.py`` (v1.0.x) reads them — :func:`write_bayestar_h5`.
 
 Reddening is in Bayestar's native E(g−r)-like units ("E"); :mod:`latentsky.extinction` converts it to Gaia
-bands (A_G = 2.71 E, …).
+bands (A_G = 2.442 E per Bayestar unit, …).
 
 Bayestar19 itself is multi-resolution (nside 64…1024 chosen by stellar density; Green et al. 2019, ApJ 887,
 93). This simulation uses one nside; ``BayestarQuery`` handles a single level like any other.
