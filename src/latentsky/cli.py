@@ -65,7 +65,7 @@ def _parse_dust(spec: str) -> tuple[dict, str | None]:
     if kind == "bayestar" and value:
         return {"kind": "map", "reddening": 0.0}, value
     raise argparse.ArgumentTypeError(
-        f"--dust {spec!r}: expected 'none', 'constant:E' (E in Bayestar units: 1 unit = 0.901 mag of E(g−r)) or 'bayestar:PATH'"
+        f"--dust {spec!r}: expected 'none', 'constant:E' (E in Bayestar units: 1 unit = 0.901 mag of E(g−r)) or 'bayestar:PATH'"  # noqa: E501
     )
 
 

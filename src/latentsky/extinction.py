@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-
 #: Green et al. (2019), Table 1: PS1 g and r extinction per unit of Bayestar19 reddening.
 BAYESTAR19_R_G, BAYESTAR19_R_R = 3.518, 2.617
 #: One Bayestar unit in magnitudes of E(g−r).

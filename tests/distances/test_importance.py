@@ -134,7 +134,14 @@ def test_dust_iteration_converges_to_the_map_value(tmp_path):
 
     true_e, abs_g, c1, c2 = 0.3, 4.0, 0.8, 0.35
     g_mag = abs_g + 10.0 + CRANMER2020.a_g * true_e  # DM(1 kpc) = 10
-    stars = one_star(1.0, 0.1, g_mag=g_mag, bp_rp=c1 + CRANMER2020.e_bp_rp * true_e, bp_g=c2 + CRANMER2020.e_bp_g * true_e, n=16)
+    stars = one_star(
+        1.0,
+        0.1,
+        g_mag=g_mag,
+        bp_rp=c1 + CRANMER2020.e_bp_rp * true_e,
+        bp_g=c2 + CRANMER2020.e_bp_g * true_e,
+        n=16,
+    )  # noqa: E501
     flow = GaussianCMD([abs_g, c1, c2], [0.3, 0.1, 0.1])
     res = iterate_dust(
         stars,

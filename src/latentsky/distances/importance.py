@@ -5,7 +5,8 @@ scored beside the exact grid (:mod:`latentsky.distances.grid`) in the metrics. F
 
 1. Draw parallaxes ϖ_i from the DR2 likelihood truncated to ϖ > 0 (eq. 1); d_i = 1/ϖ_i.
 2. Start from d_best = mean(d_i). Repeat (5× in training, 10× in evaluation): query the dust map at
-   d_best, deredden the photometry (A_G = 2.442 E, …; :mod:`latentsky.extinction`), turn each d_i into an absolute magnitude g_i, weight
+   d_best, deredden the photometry (A_G = 2.442 E, …; :mod:`latentsky.extinction`), turn each d_i into an
+    absolute magnitude g_i, weight
    each sample by the CMD density P(g_i, bp−rp, bp−g) and set d_best to the weighted mean (eq. 2).
 3. The posterior is the weighted sample set {d_i, w_i}.
 

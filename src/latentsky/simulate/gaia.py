@@ -16,7 +16,8 @@ Recipe (all vectorised; the cost is linear in the number of stars drawn):
    (Gaussian across the line of sight with σ = ``radius_pc``, along it with σ = ``distance_spread_pc``),
    photometry from :func:`latentsky.simulate.cmd.sample_cluster_cmd`.
 3. **Dust and the magnitude limit.** E from :meth:`SimulatedDustMap.reddening_truth` at the true position,
-   extinction via :mod:`latentsky.extinction` (A_G = 2.442 E, E(BP−RP) = 0.766 E, E(BP−G) = 0.351 E per Bayestar unit); G noise
+   extinction via :mod:`latentsky.extinction` (A_G = 2.442 E, E(BP−RP) = 0.766 E, E(BP−G) = 0.351 E per
+    Bayestar unit); G noise
    drawn in flux; a star is in the catalog if its *observed* G is within [G_BRIGHT_LIMIT, g_limit]. Field
    stars are drawn in batches until ``n_stars`` minus the kept cluster members are in.
 4. **Measurement.** Source ids from the level-12 ICRS HEALPix pixel (Gaia data model); DR2-like errors,
