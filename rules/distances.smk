@@ -5,7 +5,9 @@ DISTANCES = config["distances"]
 POSTERIOR = DISTANCES["posterior"]
 # What each rule reads of the block, so that changing the posterior or the metrics does not retrain the
 # flow (Snakemake reruns a job whose params changed), and changing the metrics does not redo the catalog.
-DISTANCES_TRAINING = {k: v for k, v in DISTANCES.items() if k not in ("posterior", "metrics")}
+DISTANCES_TRAINING = {
+    k: v for k, v in DISTANCES.items() if k not in ("posterior", "metrics")
+}
 DISTANCES_CATALOG = {k: v for k, v in DISTANCES.items() if k != "metrics"}
 
 CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
