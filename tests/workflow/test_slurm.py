@@ -40,7 +40,7 @@ def user_edited_profile(src: Path, dest: Path) -> Path:
     text = text.replace('slurm_partition: "cpu"', f'slurm_partition: "{CPU_PARTITION}"')
     text = text.replace('slurm_partition: "gpu"', f'slurm_partition: "{GPU_PARTITION}"')
     # This node has os.cpu_count() cores and one GPU.
-    text, n_gpu = re.subn(r"cpus_per_gpu: \d+", f"cpus_per_gpu: {os.cpu_count()}", text)
+    text, n_gpu = re.subn(r"(?m)^(\s*)cpus_per_gpu: \d+", rf"\g<1>cpus_per_gpu: {os.cpu_count()}", text)
     assert n_gpu == len(GPU_RULES), "every GPU rule has a cpus_per_gpu line in the profile"
     text, n = re.subn(r"^\s*slurm_account: .*\n", "", text, flags=re.M)
     assert n == 1, "the profile's slurm_account line moved; update this test with the README"

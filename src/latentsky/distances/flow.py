@@ -108,7 +108,17 @@ class CMDFlow(nn.Module):
     def set_support(
         self, points: np.ndarray, weights: np.ndarray, margin_mag: float = SUPPORT_MARGIN_MAG
     ) -> None:
-        """Set the supported box from training points (N, 3) and their weights (N,)."""
+        """Set the supported box from training points (N, 3) and their weights (N,).
+
+        Rows with a non-finite point or a non-positive/non-finite weight are left out: one NaN would make
+        the weighted quantiles NaN and collapse the box onto a single point.
+        """
+        ok = np.all(np.isfinite(points), axis=1) & np.isfinite(weights) & (weights > 0)
+        if not np.any(ok):
+            raise ValueError(
+                "no training point with finite magnitudes and a positive weight: cannot set the support"
+            )
+        points, weights = points[ok], weights[ok]
         low, high = [], []
         for k in range(points.shape[1]):
             order = np.argsort(points[:, k])
