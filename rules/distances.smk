@@ -5,10 +5,12 @@ DISTANCES = config["distances"]
 POSTERIOR = DISTANCES["posterior"]
 # What each rule reads of the block, so that changing the posterior or the metrics does not retrain the
 # flow (Snakemake reruns a job whose params changed), and changing the metrics does not redo the catalog.
+# Keys no job's output depends on (the scheduler's resources, the margin's width) are left out of both.
+NOT_OUTPUT_KEYS = ("metrics", "catalog_resources", "margin_threshold_arcsec")
 DISTANCES_TRAINING = {
-    k: v for k, v in DISTANCES.items() if k not in ("posterior", "metrics")
+    k: v for k, v in DISTANCES.items() if k not in ("posterior", *NOT_OUTPUT_KEYS)
 }
-DISTANCES_CATALOG = {k: v for k, v in DISTANCES.items() if k != "metrics"}
+DISTANCES_CATALOG = {k: v for k, v in DISTANCES.items() if k not in NOT_OUTPUT_KEYS}
 
 CMD_FLOW_DIR = f"{RESULTS}/models/cmd_flow"
 CMD_FLOW_MODEL = f"{CMD_FLOW_DIR}/model.pt"
@@ -61,10 +63,12 @@ distance_dust_input = lambda wildcards=None: (
 # Catalog job resources from the measured throughput (distances.catalog_resources; `latentsky benchmark
 # distances`): minutes for a partition's rows, times the margin and the attempt, plus start-up.
 CATALOG_RESOURCES = DISTANCES["catalog_resources"]
-catalog_runtime = lambda wildcards, attempt: attempt * int(
+# The rows come from the partition index, an input of the job: through the checkpoint API they would not
+# be known when one partition is asked for alone (Snakemake then evaluates the resource to 0).
+catalog_runtime = lambda wildcards, input, attempt: attempt * int(
     10
     + CATALOG_RESOURCES["runtime_margin"]
-    * gaia_partition_rows()[str(wildcards.pixel)]
+    * json.loads(Path(input.index).read_text())["rows"][str(wildcards.pixel)]
     / CATALOG_RESOURCES["stars_per_s"]
     / 60
 )
@@ -75,6 +79,12 @@ distance_prior_input = lambda wildcards=None: (
     {"prior_table": PRIOR_TABLE} if PRIOR_TABLE else {}
 )
 
+# Real clusters the user names for Table 2 (distances.metrics.clusters), one figure each.
+NAMED_CLUSTERS = DISTANCES["metrics"]["clusters"]
+NAMED_CLUSTER_FIGURES = [
+    f"{FIGURES}/distances/cluster_{c['name']}.png" for c in NAMED_CLUSTERS
+]
+
 RELEASED["distances"] = lambda wildcards=None: [
     CMD_FLOW_MODEL,
     f"{CMD_FLOW_DIR}/training_history.parquet",
@@ -84,6 +94,7 @@ RELEASED["distances"] = lambda wildcards=None: [
     f"{METRICS}/distances.json",
     f"{FIGURES}/distances/cmd_raw_vs_posterior.png",
     *([f"{FIGURES}/distances/cluster_distances.png"] if SIMULATED else []),
+    *NAMED_CLUSTER_FIGURES,
 ]
 
 
@@ -127,6 +138,7 @@ rule distance_catalog_partition:
         unpack(distance_prior_input),
         model=CMD_FLOW_MODEL,
         source=GAIA_PARTITION,
+        index=GAIA_PARTITION_INDEX,
     output:
         DISTANCE_PARTITION,
     log:
@@ -151,12 +163,19 @@ rule distance_catalog_partition:
         "../scripts/distance_catalog_partition.py"
 
 
+# The star-count maps finalize writes (default_skymap_order), from which hats and lsdb build the MOC.
+DISTANCE_CATALOG_MAPS = [
+    f"{DISTANCE_CATALOG}/{name}" for name in ("point_map.fits", "skymap.fits")
+]
+
+
 rule distance_catalog:
     input:
         distance_partitions,
     output:
         DISTANCE_CATALOG_METADATA,
         DISTANCE_CATALOG_TEXT,
+        DISTANCE_CATALOG_MAPS,
     log:
         f"{LOGS}/distance_catalog.log",
     conda:
@@ -171,6 +190,49 @@ rule distance_catalog:
         "../scripts/distance_catalog.py"
 
 
+# The catalog's HATS margin cache: a sibling catalog (HATS keeps margins beside their catalog; inside it,
+# hats' validation would read the margin's partitions as the catalog's), holding for each pixel the rows
+# of the other partitions within distances.margin_threshold_arcsec of it, for lsdb cross-matches across
+# partition boundaries. Its partitions depend on the data, so the rule names the catalog-level files only
+# (the job replaces the whole directory); the two Parquet footers carry the job's provenance and _metadata
+# lists every margin partition's row groups, so they are what the release lists.
+DISTANCE_MARGIN = f"{RESULTS}/catalogs/distances_margin"
+DISTANCE_MARGIN_METADATA = [
+    f"{DISTANCE_MARGIN}/dataset/_metadata",
+    f"{DISTANCE_MARGIN}/dataset/_common_metadata",
+]
+DISTANCE_MARGIN_TEXT = [
+    f"{DISTANCE_MARGIN}/{name}"
+    for name in ("hats.properties", "properties", "partition_info.csv")
+]
+
+RELEASED["distances_margin"] = lambda wildcards=None: DISTANCE_MARGIN_METADATA
+
+
+rule distance_catalog_margin:
+    input:
+        partitions=distance_partitions,
+        catalog=DISTANCE_CATALOG_METADATA + DISTANCE_CATALOG_TEXT,
+    output:
+        DISTANCE_MARGIN_METADATA,
+        DISTANCE_MARGIN_TEXT,
+    log:
+        f"{LOGS}/distance_catalog_margin.log",
+    retries: 1
+    conda:
+        "../envs/latentsky.yaml"
+    # Reads every partition once, one at a time.
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 120 * attempt,
+    params:
+        catalog_dir=lambda wildcards, input: hats_root(input.catalog[0]),
+        margin_dir=lambda wildcards, output: hats_root(output[0]),
+        threshold_arcsec=DISTANCES["margin_threshold_arcsec"],
+    script:
+        "../scripts/distance_catalog_margin.py"
+
+
 # Scores against truth on the simulated survey; with it, the same stars through every scheme and prior
 # (the model, map and prior tables are inputs for that).
 rule distance_metrics:
@@ -183,6 +245,7 @@ rule distance_metrics:
         model=CMD_FLOW_MODEL,
         sources=gaia_partitions(GAIA_PARTITION) if SIMULATED else [],
         prior_tables=list(SIMULATED_PRIOR_TABLES.values()) if SIMULATED else [],
+        members=[c["members"] for c in NAMED_CLUSTERS],
     output:
         metrics=f"{METRICS}/distances.json",
         cmd=report(
@@ -201,6 +264,15 @@ rule distance_metrics:
             if SIMULATED
             else []
         ),
+        named_clusters=[
+            report(
+                path,
+                caption="../resources/report/captions/cluster_named.rst",
+                category="Distances",
+                subcategory="Catalog",
+            )
+            for path in NAMED_CLUSTER_FIGURES
+        ],
     log:
         f"{LOGS}/distance_metrics.log",
     conda:

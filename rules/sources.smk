@@ -8,6 +8,8 @@ import json
 from functools import partial
 from pathlib import Path
 
+from latentsky.fetch.gaia_u0 import archive_release
+from latentsky.io.gaia_columns import ESA_U0_TABLE_FILES
 from latentsky.io.healpix import neighbours_in, npix
 
 # Config blocks.
@@ -39,12 +41,27 @@ GAIA_RAW_PARTITION = (
 # Beside, not inside, the partition directory, which stays a plain Parquet dataset.
 GAIA_PARTITION_INDEX = f"{RESULTS}/sources/gaia_partition_index.json"
 DUST_MAP = f"{RESULTS}/sources/dust/bayestar.h5"
+# ESA's DR2 RUWE normalisation (DR2_RUWE_V1), for archive DR2 with sources.gaia.archive.u0_table: fetch.
+GAIA_U0_TABLES = [f"{RESULTS}/sources/gaia_u0/{name}" for name in ESA_U0_TABLE_FILES]
 # Distance-prior tables for the simulated survey (the user gives their own for real Gaia).
 SIMULATED_PRIOR_TABLES = {
     "tabulated": f"{RESULTS}/sources/distance_prior/tabulated.parquet",
     "ggd": f"{RESULTS}/sources/distance_prior/ggd.parquet",
 }
 DUST_TRUTH_MAP = f"{RESULTS}/sources/dust_truth/bayestar_fullsky.h5"
+
+
+# The u0 tables the archive route's RUWE is normalised with: DR2's gaia_source has no ruwe, (E)DR3's has.
+# Empty: an empirical u0 per fetched partition, flagged per row (ruwe_empirical_u0) into the catalog.
+ARCHIVE_U0 = ARCHIVE["u0_table"]
+ARCHIVE_U0_TABLES = []
+if GAIA_KIND == "gaia_archive" and archive_release(ARCHIVE) == "dr2" and ARCHIVE_U0:
+    if ARCHIVE_U0 == "fetch":
+        ARCHIVE_U0_TABLES = GAIA_U0_TABLES
+    else:
+        ARCHIVE_U0_TABLES = (
+            [ARCHIVE_U0] if isinstance(ARCHIVE_U0, str) else list(ARCHIVE_U0)
+        )
 
 
 # Helpers (lambdas; see rules/common.smk).
@@ -246,9 +263,28 @@ if GAIA_KIND == "gaia_archive":
         script:
             "../scripts/fetch_gaia_partition.py"
 
+    if ARCHIVE_U0 == "fetch" and archive_release(ARCHIVE) == "dr2":
+
+        rule fetch_gaia_u0_table:
+            output:
+                GAIA_U0_TABLES,
+            log:
+                f"{LOGS}/fetch_gaia_u0_table.log",
+            retries: 3
+            conda:
+                "../envs/latentsky.yaml"
+            resources:
+                mem_mb=1000,
+                runtime=30,
+            params:
+                url=ARCHIVE["u0_url"],
+            script:
+                "../scripts/fetch_gaia_u0_table.py"
+
     rule gaia_partition_from_archive:
         input:
-            raw_partitions_around,
+            raw=raw_partitions_around,
+            u0=ARCHIVE_U0_TABLES,
         output:
             GAIA_PARTITION,
         log:
@@ -261,6 +297,7 @@ if GAIA_KIND == "gaia_archive":
             runtime=120,
         params:
             partition_order=GAIA_ORDER,
+            release=archive_release(ARCHIVE),
         script:
             "../scripts/gaia_partition_from_archive.py"
 

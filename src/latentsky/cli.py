@@ -80,6 +80,10 @@ def _distances_settings(args: argparse.Namespace) -> dict:
     d["device"] = args.device
     if args.parallax_offset is not None:
         d["parallax_offset_mas"] = args.parallax_offset
+    if args.parallax_zero_point is not None:
+        d["parallax_zero_point"] = args.parallax_zero_point
+    if args.gaia_release is not None:
+        d["gaia_release"] = args.gaia_release
     if getattr(args, "blocks", None) is not None:
         d.setdefault("flow", {})["n_blocks"] = args.blocks
     if getattr(args, "hidden", None) is not None:
@@ -125,6 +129,7 @@ def _distance_job(args: argparse.Namespace, rule: str, extra_inputs: list) -> _D
     distances = _distances_settings(args)
     _, map_path = args.dust
     gaia = concat_gaia_tables([read_gaia_table(t, u0_table=args.u0_table) for t in args.tables], args.tables)
+    gaia.attrs["source"] = ", ".join(args.tables)  # what messages about the stacked table name
     device = resolve_device(distances["device"])
     inputs = [*args.tables, *extra_inputs, *([map_path] if map_path else [])]
     record = build_record(
@@ -189,10 +194,26 @@ def _add_distance_options(p: argparse.ArgumentParser) -> None:
         "--parallax-offset",
         type=float,
         default=None,
-        help="mas added to every parallax (default 0.029, the DR2 global offset; use 0.017 for DR3)",
+        help="mas added to every parallax (default: the release's global offset, 0.029 for DR2 and 0.017 "
+        "for (E)DR3; with --parallax-zero-point lindegren2021, for the stars outside its calibration)",
     )
     p.add_argument(
-        "--u0-table", help="DR2 RUWE normalisation table (g_mag, bp_rp, u0); empirical u0 if omitted"
+        "--parallax-zero-point",
+        choices=["none", "lindegren2021"],
+        default=None,
+        help="none: the global offset; lindegren2021: the per-star (E)DR3 zero point of Lindegren et al. "
+        "(2021), which needs nu_eff_used_in_astrometry, pseudocolour, ecl_lat, astrometric_params_solved",
+    )
+    p.add_argument(
+        "--gaia-release",
+        choices=["auto", "dr2", "dr3"],
+        default=None,
+        help="the tables' release (default auto: from their columns), which sets the default offset",
+    )
+    p.add_argument(
+        "--u0-table",
+        help="ESA's DR2 RUWE normalisation (table_u0_g_col.txt, or the directory with both of its tables); "
+        "without it DR2 RUWE uses an empirical u0 and the rows are flagged ruwe_empirical_u0",
     )
     p.add_argument("--out", required=True, help="output file")
 

@@ -186,3 +186,34 @@ def test_bad_prior_table_is_one_line(hyades_catalog, hyades_rows, tmp_path, caps
     assert rc == 2
     line = _one_error_line(capsys)
     assert "prior.csv" in line and "GGDalpha" in line
+
+
+def test_table2_on_the_hyades_member_list(hyades_catalog, real_data):
+    """Table 2 for a named real cluster: the member list finds the catalog rows, and every method puts the
+    Hyades at Gaia Collaboration, Babusiaux et al. (2018)'s 47.50 pc (ϖ = 21.052 mas)."""
+    from latentsky.distances.metrics import cluster_table, listed_members
+
+    _, _, catalog, _ = hyades_catalog
+    members = pd.read_csv(real_data / "gaia_dr2_clusters" / "hyades.csv")
+    # Half the members in the catalog: the other half is reported missing (to be catalogued), once each.
+    half = catalog.iloc[: len(catalog) // 2]
+    found, missing = listed_members(half, pd.concat([members, members.head(5)]))
+    assert len(found) == len(half) and len(missing) == len(members) - len(half)
+    assert set(found["source_id"]).isdisjoint(missing["source_id"])
+
+    found, missing = listed_members(catalog, members)
+    assert len(missing) == 0
+    rows, used = cluster_table(found, 0.029, 1.35)
+    every = {r["method"]: r for r in rows if not np.isfinite(r["snr_below"])}
+    assert set(every) == {"inverse_parallax", "edsd_prior", "flow"}
+    for method, row in every.items():
+        # The cluster's depth (±~5 pc tidal radius over 47 pc) dominates the spread; its centre is known
+        # to ~0.3 pc. 2 % allows the mixture's choice of component.
+        assert row["median_kpc"] == pytest.approx(0.0475, rel=0.02), method
+        assert row["center_kpc"] == pytest.approx(0.0475, rel=0.03), method
+        assert 0.001 < row["robust_spread_kpc"] < 0.01, method
+    assert every["flow"]["n_stars"] >= 450
+    # SNR < 15: no Hyades member is that faint (the paper's limit leaves nothing to fit).
+    low = [r for r in rows if r["snr_below"] == 15.0]
+    assert all("center_kpc" not in r and r["n_stars"] < 5 for r in low)
+    assert len(used[("flow", np.inf)]) == every["flow"]["n_stars"] + every["flow"]["n_beyond_fit_range"]

@@ -13,6 +13,21 @@ from latentsky.simulate.dust import SimulatedDustMap, write_bayestar_h5
 DOI = "10.7910/DVN/2EJ9TX"  # Bayestar19 on the Harvard Dataverse (dustmaps.bayestar.fetch)
 
 
+@pytest.fixture(autouse=True)
+def progress_bars_write_to_this_test(monkeypatch):
+    """dustmaps' download bars (progressbar2) write to the stream that was sys.stderr when progressbar was
+    first imported (a default argument and ``utils.streams.original_stderr``); under pytest that can be an
+    earlier test's capture, closed since. Point both at this test's stderr (a user's process keeps its one
+    stderr, so only the tests need this)."""
+    import sys
+
+    from progressbar import bar, utils
+
+    init = bar.DefaultFdMixin.__init__
+    monkeypatch.setattr(init, "__defaults__", (sys.stderr, *init.__defaults__[1:]))
+    monkeypatch.setattr(utils.streams, "original_stderr", sys.stderr)
+
+
 @pytest.fixture
 def served_map(tmp_path):
     cfg = {

@@ -13,13 +13,17 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 import pytest
 from astropy.table import Table
+from esa_u0 import table_u0_g, table_u0_g_col
 
 from latentsky.io.gaia import gaia_table_format, read_gaia_table
 from latentsky.io.gaia_columns import (
     CANONICAL_COLUMNS,
+    DR2_COLUMNS,
+    DR3_COLUMNS,
     U0_PERCENTILE,
     ZERO_POINT_ERROR_MAG,
     GaiaTableError,
+    canonical_gaia,
     empirical_u0,
     magnitude_error,
     read_u0_table,
@@ -31,6 +35,7 @@ HYADES_ROWS = 515
 ECSV_SOURCE_IDS = [6636090334814214528, 6636090339112400000, 6636090339113063296]
 VOT_SOURCE_IDS = [4583627001381815936, 5348723816842275584]
 VOT_RUWE = [1.0828559398651123, 1.0376700162887573]
+FLOAT_COLUMNS = [c for c in CANONICAL_COLUMNS if c not in ("source_id", "ruwe_empirical_u0")]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +66,8 @@ def test_hyades_dr2_csv_canonical_columns_and_values(hyades, hyades_path):
     assert len(hyades) == HYADES_ROWS
     assert list(hyades.columns[: len(CANONICAL_COLUMNS)]) == list(CANONICAL_COLUMNS)
     assert hyades["source_id"].dtype == np.int64
-    for name in CANONICAL_COLUMNS[1:]:
+    assert hyades["ruwe_empirical_u0"].dtype == bool
+    for name in FLOAT_COLUMNS:
         assert hyades[name].dtype == np.float64, name
     # The Hyades is at ≈ 47 pc: parallaxes ≈ 21 mas.
     assert 20.0 < hyades["parallax"].median() < 25.0
@@ -95,7 +101,7 @@ def test_hyades_missing_photometry_kept_as_nan_not_zero(hyades, hyades_path):
     assert got["bp_rp"].isna().all() and got["bp_g"].isna().all()
     assert got["phot_bp_mean_mag_error"].isna().all()
     assert np.isfinite(got["phot_g_mean_mag"]).all() and np.isfinite(got["parallax"]).all()
-    assert not (hyades[list(CANONICAL_COLUMNS[1:])] == 0).any().any()
+    assert not (hyades[FLOAT_COLUMNS] == 0).any().any()
 
 
 def test_hyades_magnitude_errors_from_flux_over_error(hyades, hyades_path):
@@ -205,6 +211,102 @@ def test_incomplete_u0_grid_is_rejected(tmp_path):
     worse.write_text("mag,u0\n10,1\n")
     with pytest.raises(GaiaTableError, match=r"u0b\.csv.*'g_mag'.*found mag, u0"):
         read_u0_table(worse)
+
+
+def _dr2_rows(path):
+    """Four DR2-like rows: χ²_AL = 1103.7795 with N_good = 273 (the first Hyades star's: UWE = 2.0294285)
+    at (G, BP−RP) = (15.00, 1.00), (15.005, 1.05) and (15.00, no colour), and one with N_good = 5 (no UWE)."""
+    bp_rp = np.array([1.0, 1.05, np.nan, 1.0])
+    g = np.array([15.0, 15.005, 15.0, 15.0])
+    frame = pd.DataFrame(
+        {
+            "source_id": [1, 2, 3, 4],
+            "ra": [10.0] * 4,
+            "dec": [20.0] * 4,
+            "parallax": [1.0] * 4,
+            "parallax_error": [0.1] * 4,
+            "phot_g_mean_mag": g,
+            "phot_bp_mean_mag": g + 0.5,
+            "phot_rp_mean_mag": g + 0.5 - bp_rp,
+            "bp_rp": bp_rp,
+            "bp_g": [0.5] * 4,
+            "phot_g_mean_flux_over_error": [500.0] * 4,
+            "phot_bp_mean_flux_over_error": [200.0] * 4,
+            "phot_rp_mean_flux_over_error": [200.0] * 4,
+            "astrometric_chi2_al": [1103.7795] * 4,
+            "astrometric_n_good_obs_al": [273, 273, 273, 5],
+        }
+    )
+    frame.to_csv(path, index=False)
+    return path
+
+
+def test_esa_format_u0_tables_give_the_hand_computed_ruwe(tmp_path):
+    # ESA's layout and full grid (tests/esa_u0.py): u0(G, C) = 1.1 + 0.002 (G − 3.6)² + 0.03 C, u0(G) =
+    # 1.2 + 0.01 (G − 3.6). Quadratic in G, so the interpolation between the 0.01-mag nodes shows.
+    (tmp_path / "table_u0_g_col.txt").write_bytes(
+        table_u0_g_col(lambda g, c: 1.1 + 0.002 * (g - 3.6) ** 2 + 0.03 * c)
+    )
+    (tmp_path / "table_u0_g.txt").write_bytes(table_u0_g(lambda g: 1.2 + 0.01 * (g - 3.6)))
+    assert (tmp_path / "table_u0_g_col.txt").read_text().splitlines()[:2] == [
+        "g_mag,bp_rp,u0",
+        "3.60,-1.0,1.07",
+    ]
+    table = read_u0_table(tmp_path)  # the directory: both of ESA's files
+    assert table.u0_grid.shape == (1741, 111) and table.g_only.size == 1741
+    assert set(table.sources) == {str(tmp_path / "table_u0_g_col.txt"), str(tmp_path / "table_u0_g.txt")}
+    frame = read_gaia_table(_dr2_rows(tmp_path / "dr2.csv"), u0_table=tmp_path)
+    # By hand: UWE = √(1103.7795 / 268) = 2.0294285.
+    #   (15.00, 1.00), a node: u0 = 1.1 + 0.002 · 11.4² + 0.03 = 1.38992 → RUWE = 1.4601045;
+    #   (15.005, 1.05), halfway: u0 = 1.1 + 0.002 · (11.40² + 11.41²)/2 + 0.0315 = 1.3916481 → 1.4582914;
+    #   (15.00, no colour): u0(G) = 1.2 + 0.114 = 1.314 → 1.5444661; N_good = 5: no UWE, no RUWE.
+    np.testing.assert_allclose(frame["ruwe"][:3], [1.4601045, 1.4582914, 1.5444661], rtol=2e-7)
+    assert np.isnan(frame["ruwe"][3])
+    assert frame.attrs["ruwe_method"] == "u0_table" and not frame["ruwe_empirical_u0"].any()
+
+
+def test_empirical_fallback_is_flagged_exactly_when_no_table_is_given(tmp_path, hyades_path, responses):
+    path = _dr2_rows(tmp_path / "dr2.csv")
+    empirical = read_gaia_table(path)
+    assert empirical.attrs["ruwe_method"] == "empirical"
+    # Every row whose RUWE the empirical u0 normalised, and only those (row 4 has no RUWE at all).
+    assert empirical["ruwe_empirical_u0"].tolist() == [True, True, True, False]
+    hyades = read_gaia_table(hyades_path)
+    assert hyades["ruwe_empirical_u0"].all() and np.isfinite(hyades["ruwe"]).all()
+    (tmp_path / "table_u0_g_col.txt").write_bytes(table_u0_g_col(lambda g, c: 1.0 + 0 * g))
+    (tmp_path / "table_u0_g.txt").write_bytes(table_u0_g(lambda g: 1.0 + 0 * g))
+    assert not read_gaia_table(hyades_path, u0_table=tmp_path)["ruwe_empirical_u0"].any()
+    # A DR3 table's own ruwe needs no normalisation.
+    assert not read_gaia_table(responses / "cone_search.json")["ruwe_empirical_u0"].any()
+    # A source partition keeps the indicator it was written with when read back and canonicalised again.
+    hyades.to_parquet(tmp_path / "partition.parquet")
+    again = canonical_gaia(pd.read_parquet(tmp_path / "partition.parquet"), "partition")
+    assert again.attrs["ruwe_method"] == "column"
+    np.testing.assert_array_equal(again["ruwe_empirical_u0"], hyades["ruwe_empirical_u0"])
+    np.testing.assert_array_equal(again["ruwe"], hyades["ruwe"])
+    as_text = hyades.assign(ruwe_empirical_u0=np.where(hyades["ruwe_empirical_u0"], "true", "false"))
+    assert canonical_gaia(as_text, "text")["ruwe_empirical_u0"].all()
+    with pytest.raises(GaiaTableError, match=r"bad: column 'ruwe_empirical_u0' must be boolean"):
+        canonical_gaia(hyades.assign(ruwe_empirical_u0="maybe"), "bad")
+
+
+def test_u0_table_with_a_bad_u0_or_a_repeated_node_is_rejected(tmp_path):
+    zero = tmp_path / "zero.csv"
+    zero.write_text("g_mag,u0\n10,1.1\n11,0\n")
+    with pytest.raises(GaiaTableError, match=r"zero\.csv: column 'u0' must hold positive numbers.*row 1"):
+        read_u0_table(zero)
+    twice = tmp_path / "twice.csv"
+    twice.write_text("g_mag,bp_rp,u0\n10,0.5,1.1\n10,0.5,1.2\n11,0.5,1.1\n11,1.0,1.1\n")
+    with pytest.raises(GaiaTableError, match=r"twice\.csv: .*node more than once"):
+        read_u0_table(twice)
+    with pytest.raises(GaiaTableError, match=r"neither of ESA's RUWE u0 tables"):
+        read_u0_table(tmp_path / ".")
+
+
+def test_dr3_query_columns_include_what_the_zero_point_needs():
+    for name in ("ruwe", "astrometric_params_solved", "nu_eff_used_in_astrometry", "pseudocolour", "ecl_lat"):
+        assert name in DR3_COLUMNS
+    assert "nu_eff_used_in_astrometry" not in DR2_COLUMNS  # DR2's gaia_source has no such column
 
 
 def test_magnitude_error_of_non_positive_snr_is_nan():

@@ -140,7 +140,7 @@ def loss_curve_figure(history: pd.DataFrame, steps_per_round: int) -> Figure:
     return fig
 
 
-def cmd_comparison_figure(catalog: pd.DataFrame, parallax_offset_mas: float) -> Figure:
+def cmd_comparison_figure(catalog: pd.DataFrame, parallax_offset_mas: float | np.ndarray) -> Figure:
     """Paper 004 Fig. 4: inverse-parallax CMD (left) against the posterior CMD (right), by parallax SNR."""
     plx = catalog["parallax"].to_numpy(dtype=float) + parallax_offset_mas
     snr = plx / catalog["parallax_error"].to_numpy(dtype=float)
@@ -176,28 +176,41 @@ def cmd_comparison_figure(catalog: pd.DataFrame, parallax_offset_mas: float) -> 
 
 
 def cluster_figure(
-    rows: list[dict], distances: dict[tuple[str, float], np.ndarray], truth_kpc: float
+    rows: list[dict],
+    distances: dict[tuple[str, float], np.ndarray],
+    truth_kpc: float | None,
+    title: str | None = None,
 ) -> Figure:
-    """Paper 004 Fig. 8: distance distributions of the cluster cone per method and SNR limit."""
+    """Paper 004 Fig. 8: distance distributions of a cluster's stars per method and SNR limit.
+
+    ``truth_kpc``: the true (simulation) or literature distance, drawn in green; None draws none. The range
+    is 0–3 kpc as in the paper for a distant cluster, 0–3× the distance for a nearer one.
+    """
     methods = ("inverse_parallax", "edsd_prior", "flow")
     limits = sorted({r["snr_below"] for r in rows})
     fig, axes = plt.subplots(
         len(methods), len(limits), figsize=(5 * len(limits), 9), sharex=True, constrained_layout=True
     )
     axes = np.atleast_2d(axes)
+    top = 3.0 if truth_kpc is None else min(3.0, 3.0 * truth_kpc)
+    if title:
+        fig.suptitle(title)
     for i, method in enumerate(methods):
         for j, limit in enumerate(limits):
             ax = axes[i, j]
             values = distances.get((method, limit), np.array([])) / 1000.0
-            ax.hist(values[(values > 0) & (values < 3)], bins=60, range=(0, 3), color="0.4")
-            ax.axvline(truth_kpc, color="tab:green", label=f"truth {truth_kpc:.3f} kpc")
+            ax.hist(values[(values > 0) & (values < top)], bins=60, range=(0, top), color="0.4")
+            if truth_kpc is not None:
+                ax.axvline(truth_kpc, color="tab:green", label=f"reference {truth_kpc:.3f} kpc")
             fit = next((r for r in rows if r["method"] == method and r["snr_below"] == limit), None)
             if fit and "center_kpc" in fit:
                 ax.axvline(
                     fit["center_kpc"], color="tab:red", ls="--", label=f"fit {fit['center_kpc']:.3f} kpc"
                 )
-            ax.set_title(f"{method.replace('_', ' ')}, parallax SNR < {limit:g}", fontsize=9)
-            ax.legend(fontsize=8)
+            snr = f"parallax SNR < {limit:g}" if np.isfinite(limit) else "all stars"
+            ax.set_title(f"{method.replace('_', ' ')}, {snr}", fontsize=9)
+            if ax.get_legend_handles_labels()[0]:
+                ax.legend(fontsize=8)
     for ax in axes[-1]:
         ax.set_xlabel("distance (kpc)")
     return fig

@@ -4,7 +4,8 @@ The pieces every entry point shares — the Snakemake rules, ``latentsky distanc
 and the benchmark — so that they cannot drift apart:
 
 * :func:`stars_from_gaia` — canonical Gaia columns (:mod:`latentsky.io.gaia_columns`) → :class:`Stars`, with the
-  global parallax offset applied;
+  parallax correction applied (:mod:`latentsky.distances.parallax`: the release's global offset or
+  Lindegren et al. 2021's zero point), and :func:`calibration_flags` for the stars it could not serve;
 * :func:`training_mask` — the paper's training cuts (RUWE < 1.4, dec > −30°, in the dust map, complete
   photometry and astrometry), with the count each cut removes;
 * :func:`catalog_frame` — one row per input star with the posterior summaries and flags;
@@ -24,13 +25,15 @@ import pandas as pd
 from latentsky.distances.dust import BayestarDust, ConstantDust, DustSource, NoDust
 from latentsky.distances.grid import GridSettings
 from latentsky.distances.importance import PaperSettings
+from latentsky.distances.parallax import ParallaxCorrection
 from latentsky.distances.posterior import POSTERIOR_COLUMNS, PosteriorSettings
 from latentsky.distances.prior import DistancePrior
 from latentsky.distances.stars import DistanceFlag, Stars
 
 
-def stars_from_gaia(gaia: pd.DataFrame, parallax_offset_mas: float) -> Stars:
-    """Model inputs from canonical Gaia columns; ``parallax_offset_mas`` is *added* to every parallax.
+def stars_from_gaia(gaia: pd.DataFrame, parallax_offset_mas: float | np.ndarray) -> Stars:
+    """Model inputs from canonical Gaia columns; ``parallax_offset_mas`` is *added* to every parallax: one
+    global offset, or one per star (:attr:`~latentsky.distances.parallax.ParallaxCorrection.offset_mas`).
 
     The photometric variance that enters σ_P² (see :mod:`latentsky.distances.training`) is
     σ_G² + σ²_{BP−RP} + σ²_{BP−G} with σ²_{BP−RP} = σ_BP² + σ_RP² and σ²_{BP−G} = σ_BP² + σ_G².
@@ -77,13 +80,37 @@ def training_mask(
     return keep, removed
 
 
+def calibration_flags(gaia: pd.DataFrame, correction: ParallaxCorrection) -> np.ndarray:
+    """The flags of the calibrations the pipeline fell back from, per star (they blame no star):
+    :attr:`DistanceFlag.RUWE_EMPIRICAL_U0` where the source table says its RUWE used the empirical u0
+    (``ruwe_empirical_u0``), :attr:`DistanceFlag.ZERO_POINT_OUTSIDE_CALIBRATION` where the Lindegren et al.
+    (2021) zero point was asked for but the star lies outside its calibration."""
+    flags = np.zeros(len(gaia), dtype=np.int64)
+    if "ruwe_empirical_u0" in gaia:
+        empirical = gaia["ruwe_empirical_u0"].to_numpy(dtype=bool, na_value=False)
+        flags[empirical] |= DistanceFlag.RUWE_EMPIRICAL_U0
+    flags[correction.outside_calibration] |= DistanceFlag.ZERO_POINT_OUTSIDE_CALIBRATION
+    return flags
+
+
 #: Catalog columns copied from the input so a row can be read without the source table.
 INPUT_COLUMNS = ("source_id", "ra", "dec", "parallax", "parallax_error", "phot_g_mean_mag", "bp_rp", "bp_g")
 
 
-def catalog_frame(gaia: pd.DataFrame, posterior: Mapping[str, np.ndarray]) -> pd.DataFrame:
-    """One row per input star: input astrometry/photometry, posterior summaries (pc, mag), flags."""
+def catalog_frame(
+    gaia: pd.DataFrame, posterior: Mapping[str, np.ndarray], parallax_offset_mas: np.ndarray | None = None
+) -> pd.DataFrame:
+    """One row per input star: input astrometry/photometry, posterior summaries (pc, mag), flags.
+
+    ``parallax`` is the catalogue's value; with ``parallax_offset_mas`` the row also records what was added
+    to it before the posterior (``parallax_offset``, mas: the global offset, or −ϖ₀ of Lindegren et al.
+    2021), so the corrected parallax is ``parallax + parallax_offset`` for every star.
+    """
     out = pd.DataFrame({name: gaia[name].to_numpy() for name in INPUT_COLUMNS})
+    if parallax_offset_mas is not None:
+        out["parallax_offset"] = np.array(
+            np.broadcast_to(np.asarray(parallax_offset_mas, np.float64), len(out))
+        )
     for name in POSTERIOR_COLUMNS:
         out[name] = posterior[name]
     if "dist_quantiles" in posterior:

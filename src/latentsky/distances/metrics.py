@@ -8,7 +8,9 @@
 * :func:`accuracy` — median fractional error against true distances for inverse parallax, the EDSD
   baseline and the flow, and the coverage of the flow's 68 % and 90 % intervals;
 * :func:`cluster_table` — paper 004 Table 2: a two-component Bayesian Gaussian mixture (cluster +
-  background) fitted to the distances of stars in a cone around a cluster, for parallax SNR < 15 and < 50.
+  background) fitted to the distances of a cluster's stars, for parallax SNR < 15 and < 50 (and all): the
+  stars of a cone around the simulated cluster (:func:`cone_members`), or the members a user lists for a
+  real cluster (:func:`listed_members`), both through the same code.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def _fractions(values: np.ndarray, edges: tuple[float, ...], unit: str = "") -> 
     return out
 
 
-def table1(catalog: pd.DataFrame, parallax_offset_mas: float) -> dict[str, Any]:
+def table1(catalog: pd.DataFrame, parallax_offset_mas: float | np.ndarray) -> dict[str, Any]:
     """Paper 004 Table 1 for a catalog (columns of :func:`latentsky.distances.inputs.catalog_frame`).
 
     ``snr_improvement_mean`` is mean(d/σ_d) / mean(ϖ/σ_ϖ) − 1 over stars with a posterior and ϖ > 0
@@ -53,17 +55,17 @@ def table1(catalog: pd.DataFrame, parallax_offset_mas: float) -> dict[str, Any]:
     ratios is dominated by the stars with ϖ/σ_ϖ → 0, so it is reported separately as
     ``snr_improvement_median_ratio`` = median(SNR_d / SNR_ϖ) − 1.
     """
-    post = catalog[catalog["has_posterior"]]
+    all_plx = catalog["parallax"].to_numpy(dtype=float) + parallax_offset_mas  # a scalar or one per row
     # A posterior whose weight sits on one draw has σ_d = 0 and an infinite SNR; it is flagged
     # (LOW_EFFECTIVE_SAMPLES) and left out of the SNR statistics.
-    post = post[post["dist_std"].to_numpy(dtype=float) > 0]
-    plx = post["parallax"].to_numpy(dtype=float) + parallax_offset_mas
+    keep = catalog["has_posterior"].to_numpy(dtype=bool) & (catalog["dist_std"].to_numpy(dtype=float) > 0)
+    post = catalog[keep]
+    plx = all_plx[keep]
     snr_gaia = plx / post["parallax_error"].to_numpy(dtype=float)
     d = post["dist_mean"].to_numpy(dtype=float)
     snr_model = d / post["dist_std"].to_numpy(dtype=float)
     pos = plx > 0
     neg = ~pos
-    all_plx = catalog["parallax"].to_numpy(dtype=float) + parallax_offset_mas
     all_snr = all_plx / catalog["parallax_error"].to_numpy(dtype=float)
     all_snr = all_snr[np.isfinite(all_snr)]
     return {
@@ -136,7 +138,10 @@ def median_fractional_error(estimate: np.ndarray, truth: np.ndarray) -> float:
 
 
 def accuracy(
-    catalog: pd.DataFrame, true_distance_pc: np.ndarray, parallax_offset_mas: float, edsd_length_kpc: float
+    catalog: pd.DataFrame,
+    true_distance_pc: np.ndarray,
+    parallax_offset_mas: float | np.ndarray,
+    edsd_length_kpc: float,
 ) -> dict[str, Any]:
     """Accuracy against truth on the stars every method can estimate (posterior and ϖ > 0).
 
@@ -196,8 +201,10 @@ CLUSTER_FIT_MAX_KPC = 5.0
 def fit_cluster_distance(distances_pc: np.ndarray, seed: int = 0) -> dict[str, float] | None:
     """Two-component Bayesian GMM on distances (kpc); the cluster is the narrower well-populated component.
 
-    As in paper 004 Sec. 4.3: one component models the cluster, the other the field stars in the cone.
-    Distances beyond :data:`CLUSTER_FIT_MAX_KPC` are not fitted (their number is reported).
+    As in paper 004 Sec. 4.3: one component models the cluster, the other the field stars in the cone (for
+    a member list, the members' outliers). Distances beyond :data:`CLUSTER_FIT_MAX_KPC` are not fitted
+    (their number is reported). The median and the MAD spread (× 1.4826) of the fitted values are given
+    beside the fit: they need no model and show when the mixture split the cluster itself.
     """
     x = np.asarray(distances_pc, dtype=float)
     x = x[np.isfinite(x)] / 1000.0
@@ -211,50 +218,70 @@ def fit_cluster_distance(distances_pc: np.ndarray, seed: int = 0) -> dict[str, f
     weights = gmm.weights_
     candidates = np.flatnonzero(weights > 0.2)
     k = candidates[np.argmin(std[candidates])] if len(candidates) else int(np.argmax(weights))
+    median = float(np.median(x))
     return {
         "center_kpc": float(gmm.means_[k, 0]),
         "spread_kpc": float(std[k]),
         "weight": float(weights[k]),
+        "median_kpc": median,
+        "robust_spread_kpc": float(1.4826 * np.median(np.abs(x - median))),
         "n_stars": int(len(x)),
         "n_beyond_fit_range": n_beyond,
     }
 
 
-def cluster_table(
-    catalog: pd.DataFrame,
-    center_ra_deg: float,
-    center_dec_deg: float,
-    radius_deg: float,
-    parallax_offset_mas: float,
-    edsd_length_kpc: float,
-    snr_limits: tuple[float, ...] = (15.0, 50.0),
-) -> tuple[list[dict[str, Any]], dict[tuple[str, float], np.ndarray]]:
-    """Paper 004 Table 2: rows of cluster centre and spread per method and parallax-SNR limit, and the
-    distances each fit used (pc), keyed by (method, limit).
-
-    Point estimates are the inverse parallax (ϖ > 0), the EDSD posterior median and the flow posterior
-    median (medians are robust to the bimodal dwarf/giant posteriors of faint red stars).
-    """
+def cone_members(
+    catalog: pd.DataFrame, center_ra_deg: float, center_dec_deg: float, radius_deg: float
+) -> pd.DataFrame:
+    """The catalog rows within ``radius_deg`` of the centre (paper 004 Sec. 4.3: 0.3° around M67)."""
     from astropy import units as u
     from astropy.coordinates import SkyCoord
 
     centre = SkyCoord(center_ra_deg * u.deg, center_dec_deg * u.deg)
     stars = SkyCoord(catalog["ra"].to_numpy() * u.deg, catalog["dec"].to_numpy() * u.deg)
-    cone = catalog[np.asarray(stars.separation(centre).deg) < radius_deg]
-    plx = cone["parallax"].to_numpy(dtype=float) + parallax_offset_mas
-    snr = plx / cone["parallax_error"].to_numpy(dtype=float)
-    has = cone["has_posterior"].to_numpy(dtype=bool)
-    err = cone["parallax_error"].to_numpy(dtype=float)
+    return catalog[np.asarray(stars.separation(centre).deg) < radius_deg]
+
+
+def listed_members(catalog: pd.DataFrame, members: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The catalog rows of a member list, and the members the catalog lacks (to be catalogued alike).
+
+    Matched on ``source_id``; a member listed twice counts once.
+    """
+    ids = pd.unique(members["source_id"].to_numpy())
+    found = catalog[catalog["source_id"].isin(ids)]
+    missing = members[~members["source_id"].isin(found["source_id"])].drop_duplicates("source_id")
+    return found, missing
+
+
+def cluster_table(
+    stars: pd.DataFrame,
+    parallax_offset_mas: float | np.ndarray,
+    edsd_length_kpc: float,
+    snr_limits: tuple[float, ...] = (15.0, 50.0, np.inf),
+) -> tuple[list[dict[str, Any]], dict[tuple[str, float], np.ndarray]]:
+    """Paper 004 Table 2 for a cluster's ``stars`` (catalog rows): rows of cluster centre and spread per
+    method and parallax-SNR limit, and the distances each fit used (pc), keyed by (method, limit).
+
+    Point estimates are the inverse parallax (ϖ > 0), the EDSD posterior median and the flow posterior
+    median (medians are robust to the bimodal dwarf/giant posteriors of faint red stars). The paper's
+    limits are SNR < 15 and < 50; ``inf`` adds every star (a nearby cluster has few low-SNR members).
+    """
+    plx = stars["parallax"].to_numpy(dtype=float) + parallax_offset_mas
+    err = stars["parallax_error"].to_numpy(dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        snr = plx / err
+    has = stars["has_posterior"].to_numpy(dtype=bool)
     edsd = edsd_posterior(plx, err, edsd_length_kpc, quantiles=(0.5,))[:, 0]
     rows = []
     used: dict[tuple[str, float], np.ndarray] = {}
     for limit in snr_limits:
         low = snr < limit
-        estimates = {
-            "inverse_parallax": 1000.0 / plx[low & (plx > 0)],
-            "edsd_prior": edsd[low & has],
-            "flow": cone["dist_q50"].to_numpy(dtype=float)[low & has],
-        }
+        with np.errstate(divide="ignore"):
+            estimates = {
+                "inverse_parallax": 1000.0 / plx[low & (plx > 0)],
+                "edsd_prior": edsd[low & has],
+                "flow": stars["dist_q50"].to_numpy(dtype=float)[low & has],
+            }
         for method, values in estimates.items():
             fit = fit_cluster_distance(values)
             rows.append({"method": method, "snr_below": limit, **(fit or {"n_stars": int(len(values))})})

@@ -19,7 +19,14 @@ import torch
 
 from latentsky.distances.dust import DustSource
 from latentsky.distances.flow import CMDFlow, build_flow_from_state, flow_state
-from latentsky.distances.inputs import catalog_frame, posterior_settings, stars_from_gaia, training_mask
+from latentsky.distances.inputs import (
+    calibration_flags,
+    catalog_frame,
+    posterior_settings,
+    stars_from_gaia,
+    training_mask,
+)
+from latentsky.distances.parallax import parallax_correction
 from latentsky.distances.posterior import distance_posteriors
 from latentsky.distances.training import (
     MIN_TRAINING_STARS,
@@ -75,7 +82,8 @@ def train_cmd_flow(
 ) -> TrainingResult:
     """Select training stars with the paper's cuts and train, resuming from ``resume_path`` if it holds
     a checkpoint of the same run (same settings, seed and ``input_digests``); checkpoints go there."""
-    stars = stars_from_gaia(gaia, distances["parallax_offset_mas"])
+    correction = parallax_correction(gaia, distances)
+    stars = stars_from_gaia(gaia, correction.offset_mas)
     keep, removed = training_mask(gaia, stars, dust, distances["ruwe_limit"], distances["train_min_dec_deg"])
     train_idx = np.flatnonzero(keep)
     cap = distances.get("max_train_stars", 0)
@@ -123,8 +131,11 @@ def posterior_catalog(
     progress: Callable[[int], None] | None = None,
     prior_table: str | None = None,
 ) -> pd.DataFrame:
-    """One catalog row per star of ``gaia`` (see :func:`latentsky.distances.inputs.catalog_frame`)."""
-    stars = stars_from_gaia(gaia, distances["parallax_offset_mas"])
+    """One catalog row per star of ``gaia`` (see :func:`latentsky.distances.inputs.catalog_frame`), with the
+    parallax correction applied to each (``parallax_offset``) and the flags of the calibrations it fell
+    back from (:func:`latentsky.distances.inputs.calibration_flags`)."""
+    correction = parallax_correction(gaia, distances)
+    stars = stars_from_gaia(gaia, correction.offset_mas)
     posterior = distance_posteriors(
         stars,
         flow,
@@ -136,4 +147,5 @@ def posterior_catalog(
         device=device,
         progress=progress,
     )
-    return catalog_frame(gaia, posterior)
+    posterior["flags"] = np.asarray(posterior["flags"]) | calibration_flags(gaia, correction)
+    return catalog_frame(gaia, posterior, correction.offset_mas)

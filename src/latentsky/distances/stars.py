@@ -26,8 +26,9 @@ class DistanceFlag(enum.IntFlag):
     """Why a star has no posterior, or what to be careful about when it has one.
 
     Bits 1–16 and 128 leave the star without a posterior; the others annotate a computed posterior. A bit
-    names who is at fault: the star's data (1, 2, 4, 32, 128, 1024), the dust map (8, 16, 256, 512) or
-    the paper's sampler (64).
+    names who is at fault: the star's data (1, 2, 4, 32, 128, 1024), the dust map (8, 16, 256, 512), the
+    paper's sampler (64), or a calibration the pipeline had to fall back from (2048, 4096) — those two
+    say nothing against the star itself.
     """
 
     NO_PARALLAX = 1  # parallax or its error missing, or error ≤ 0
@@ -45,6 +46,14 @@ class DistanceFlag(enum.IntFlag):
     # Grid only: the colours lay outside the CMD support at every distance but within 3σ of their
     # photometric errors; the posterior uses them moved onto the support's edge.
     COLOURS_MOVED_TO_SUPPORT = 1024
+    # The star's DR2 RUWE was normalised with an empirical u0 from its own table, for want of ESA's table
+    # (Lindegren et al. 2018, GAIA-C3-TN-LU-LL-124; sources.gaia.*.u0_table): the RUWE cut of training and
+    # RUWE_ABOVE_LIMIT are approximate for it (biased where the table is crowded or selected).
+    RUWE_EMPIRICAL_U0 = 2048
+    # distances.parallax_zero_point lindegren2021: the star's G, colour or solution type lies outside the
+    # calibration of Lindegren et al. (2021) (6 < G < 21; ν_eff 1.1–1.9 for 5p, pseudocolour 1.24–1.72
+    # for 6p) or an input is missing; its parallax got the global offset instead.
+    ZERO_POINT_OUTSIDE_CALIBRATION = 4096
 
 
 #: Flags that leave a star without a posterior.

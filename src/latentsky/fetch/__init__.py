@@ -3,6 +3,7 @@ anything goes wrong. Each is tested offline against recorded real responses serv
 server (DESIGN.md, "Conventions").
 
 * :mod:`latentsky.fetch.gaia_archive` — Gaia gaia_source by HEALPix partition (bulk files or TAP);
+* :mod:`latentsky.fetch.gaia_u0` — ESA's DR2 RUWE normalisation tables (DR2_RUWE_V1);
 * :mod:`latentsky.fetch.bayestar` — the Bayestar 3-D dust maps through dustmaps' own fetch.
 """
 

@@ -16,6 +16,7 @@ phot_g/bp/rp_mean_mag            mag         ``phot_*_mean_mag`` (or G with ``bp
 bp_rp, bp_g                      mag         the file's column, else BP − RP and BP − G
 phot_g/bp/rp_mean_mag_error      mag         ``phot_*_mean_flux_over_error`` plus the zero-point uncertainty
 ruwe                             (1)         ``ruwe`` (DR3), else from ``astrometric_chi2_al`` (DR2)
+ruwe_empirical_u0                (bool)      true where a DR2 RUWE used the empirical u0 (no ESA table)
 ===============================  ==========  ================================================================
 
 The columns the model needs have the same names in DR2 and DR3; what differs between releases and archive
@@ -347,10 +348,11 @@ def read_gaia_table(
         from the content.
     u0_table
         For DR2 tables without a ``ruwe`` column: path(s) to ESA's official RUWE normalisation
-        (DR2_RUWE_V1; CSV with ``g_mag, bp_rp, u0``, optionally the G-only ``g_mag, u0`` table too), see
+        (DR2_RUWE_V1; CSV with ``g_mag, bp_rp, u0``, optionally the G-only ``g_mag, u0`` table too, or the
+        directory holding both; :func:`latentsky.fetch.gaia_u0.fetch_dr2_u0_tables` downloads them), see
         :func:`read_u0_table`. Without it RUWE is renormalised empirically on this table
         (:func:`empirical_u0`): Lindegren et al.'s definition, only meaningful for large, unselected
-        tables and an approximation for small or selected ones.
+        tables and an approximation for small or selected ones; those rows get ``ruwe_empirical_u0``.
     u0_min_count
         Minimum number of stars per bin of the empirical normalisation.
 
@@ -360,7 +362,8 @@ def read_gaia_table(
         One row per row of the file, in file order: ``source_id`` (int64); ``ra``, ``dec`` (deg);
         ``parallax``, ``parallax_error`` (mas); G/BP/RP magnitudes, ``bp_rp``, ``bp_g`` and the magnitude
         errors (mag; σ_m = 2.5/ln10 / (F/σ_F) ⊕ zero-point error of Evans et al. 2018: G 0.0018, BP 0.0014,
-        RP 0.0019 mag); ``ruwe``; then the file's other columns unchanged. Missing values are NaN.
+        RP 0.0019 mag); ``ruwe``; ``ruwe_empirical_u0`` (bool); then the file's other columns unchanged.
+        Missing values are NaN.
 
     Raises
     ------

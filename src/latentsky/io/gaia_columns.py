@@ -3,10 +3,11 @@
 From whatever columns a Gaia archive product has (DR2 or DR3 names, any case), :func:`normalise_gaia_columns`
 builds the columns the distance model needs: magnitude errors from the flux-over-error columns plus
 the zero-point uncertainty (Evans et al. 2018), and RUWE for DR2 from the along-scan χ² and the
-number of good observations with Lindegren et al.'s (2018) u0 normalisation (ESA's table or an empirical
-one). The columns that the archive queries ask for (:data:`DR2_COLUMNS`, :data:`DR3_COLUMNS`) and that the
-OGLE cross-match reads (:data:`GAIA_COLUMNS`) are listed here too. Bad input raises
-:class:`GaiaTableError` (a ``ValueError``) naming the file, the column and what was expected.
+number of good observations with Lindegren et al.'s (2018) u0 normalisation (ESA's table, or an empirical
+one that every row it normalised records in ``ruwe_empirical_u0``). The columns that the archive queries
+ask for (:data:`DR2_COLUMNS`, :data:`DR3_COLUMNS`) and that the OGLE cross-match reads
+(:data:`GAIA_COLUMNS`) are listed here too. Bad input raises :class:`GaiaTableError` (a ``ValueError``)
+naming the file, the column and what was expected.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +28,8 @@ from astropy import units as u
 __all__ = [
     "DR2_COLUMNS",
     "DR3_COLUMNS",
+    "ESA_U0_TABLE_FILES",
+    "LINDEGREN2021_COLUMNS",
 ]
 
 log = logging.getLogger(__name__)
@@ -46,6 +50,7 @@ CANONICAL_COLUMNS: tuple[str, ...] = (
     "phot_bp_mean_mag_error",
     "phot_rp_mean_mag_error",
     "ruwe",
+    "ruwe_empirical_u0",
 )
 
 #: Unit of each canonical float column (Gaia DR2/DR3 data model). Files that carry units (ECSV, VOTable,
@@ -124,6 +129,25 @@ def _to_float(series: pd.Series, column: str, source: str, unit: str) -> np.ndar
             f"e.g. {examples}"
         )
     return converted.to_numpy(dtype=np.float64, na_value=np.nan)
+
+
+_TRUE_TEXT = frozenset({"true", "t", "1"})
+_FALSE_TEXT = frozenset({"false", "f", "0"})
+
+
+def _to_bool(series: pd.Series, column: str, source: str) -> np.ndarray:
+    """A boolean column (bool, 0/1, or the text true/false) as a NumPy bool array; missing is False."""
+    if pd.api.types.is_bool_dtype(series.dtype):
+        return series.to_numpy(dtype=bool, na_value=False)
+    if pd.api.types.is_integer_dtype(series.dtype):
+        values = series.to_numpy(dtype=np.int64, na_value=0)
+        if np.isin(values, (0, 1)).all():
+            return values == 1
+    else:
+        text = series.astype("string").str.strip().str.lower().fillna("false")
+        if text.isin(_TRUE_TEXT | _FALSE_TEXT).all():
+            return text.isin(_TRUE_TEXT).to_numpy(dtype=bool)
+    raise GaiaTableError(f"{source}: column {column!r} must be boolean (true/false)")
 
 
 def _to_source_id(series: pd.Series, column: str, source: str) -> np.ndarray:
@@ -290,14 +314,23 @@ def empirical_u0(
     return u0
 
 
+#: The two tables of ESA's DR2_RUWE_V1 release (readme of 2018 Aug 10, L. Lindegren): u0(G, C) on the grid
+#: G = 3.60(0.01)21.00, C = BP−RP = −1.0(0.1)10.0 (193,251 rows), and u0(G) for sources without a colour
+#: (1,741 rows). Both are CSV with one header line (``g_mag,bp_rp,u0`` and ``g_mag,u0``); the third file of
+#: the release, ``table_u0_2D.txt``, holds the same numbers in another layout and is not needed.
+ESA_U0_TABLE_FILES: tuple[str, str] = ("table_u0_g_col.txt", "table_u0_g.txt")
+
+
 @dataclass(frozen=True)
 class U0Table:
     """The official DR2 RUWE normalisation u0(G, BP−RP) and/or u0(G), interpolated linearly.
 
     ESA distributes it as DR2_RUWE_V1 (Lindegren et al. 2018, GAIA-C3-TN-LU-LL-124): a table of u0 on a
     regular grid of ``g_mag`` and ``bp_rp`` for sources with a colour, and a table of u0 against ``g_mag``
-    alone for sources without one. Outside the grid the edge value is used (the grid spans G 3.6–21 and
-    BP−RP −1 to 10, beyond which DR2 holds almost no sources).
+    alone for sources without one. The grid values are bin centres (the release's readme), so linear
+    interpolation between them reproduces each tabulated value at its centre. Outside the grid the edge
+    value is used (the grid spans G 3.6–21 and BP−RP −1 to 10, beyond which DR2 holds almost no sources).
+    ``sources`` names the files the table was read from.
     """
 
     g_grid: np.ndarray | None = None
@@ -305,6 +338,7 @@ class U0Table:
     u0_grid: np.ndarray | None = None
     g_only: np.ndarray | None = None
     u0_g_only: np.ndarray | None = None
+    sources: tuple[str, ...] = ()
 
     def __call__(self, g_mag: np.ndarray, bp_rp: np.ndarray) -> np.ndarray:
         """u0 for stars of G magnitude ``g_mag`` and colour ``bp_rp`` (mag; NaN colour allowed)."""
@@ -329,25 +363,45 @@ class U0Table:
         return out
 
 
+def _u0_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """The table files: each path as given, a directory standing for ESA's two files inside it."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    out: list[Path] = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = [path / name for name in ESA_U0_TABLE_FILES if (path / name).is_file()]
+            if not found:
+                raise GaiaTableError(
+                    f"{path}: directory holds neither of ESA's RUWE u0 tables {', '.join(ESA_U0_TABLE_FILES)}"
+                )
+            out += found
+        else:
+            out.append(path)
+    return out
+
+
 def read_u0_table(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> U0Table:
     """Read ESA's DR2 RUWE normalisation table(s) (DR2_RUWE_V1).
 
     Parameters
     ----------
     paths
-        One path or several: a CSV with columns ``g_mag, bp_rp, u0`` (the 2-D table, a complete regular
-        grid) and/or one with ``g_mag, u0`` (the G-only table for sources without colour). Column names
-        are matched case-insensitively; ``#`` starts a comment.
+        One path or several: a CSV with columns ``g_mag, bp_rp, u0`` (the 2-D table ``table_u0_g_col.txt``,
+        a complete regular grid) and/or one with ``g_mag, u0`` (the G-only table ``table_u0_g.txt`` for
+        sources without colour), or a directory holding ESA's files under those names. This is the format
+        of ESA's files: comma separated, one header line. Column names are matched case-insensitively;
+        ``#`` starts a comment.
 
     Raises
     ------
     GaiaTableError
-        Naming the file, if a column is missing or the 2-D table is not a complete grid.
+        Naming the file, if a column is missing or non-numeric, a u0 is not a positive number, a (G, colour)
+        node appears twice, or the 2-D table is not a complete grid.
     """
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
     fields: dict[str, Any] = {}
-    for path in paths:
+    sources: list[str] = []
+    for path in _u0_paths(paths):
         try:
             frame = pd.read_csv(path, comment="#", skipinitialspace=True)
         except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -359,7 +413,15 @@ def read_u0_table(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> U0T
                 f"{path}: RUWE u0 table needs columns 'g_mag' and 'u0' (and 'bp_rp'); found {found}"
             )
         for column in [c for c in ("g_mag", "bp_rp", "u0") if c in frame]:
-            _to_float(frame[column], column, str(path), "mag" if column != "u0" else "dimensionless")
+            unit = "mag" if column != "u0" else "dimensionless"
+            frame[column] = _to_float(frame[column], column, str(path), unit)
+        bad = ~(np.isfinite(frame["u0"].to_numpy()) & (frame["u0"].to_numpy() > 0))
+        if bad.any() or len(frame) == 0:
+            where = f"first at row {int(np.flatnonzero(bad)[0])}" if bad.any() else "the table is empty"
+            raise GaiaTableError(f"{path}: column 'u0' must hold positive numbers (RUWE = UWE / u0); {where}")
+        keys = ["g_mag", "bp_rp"] if "bp_rp" in frame else ["g_mag"]
+        if frame.duplicated(keys).any():
+            raise GaiaTableError(f"{path}: RUWE u0 table lists a ({', '.join(keys)}) node more than once")
         if "bp_rp" in frame:
             g_grid = np.unique(frame["g_mag"].to_numpy(np.float64))
             c_grid = np.unique(frame["bp_rp"].to_numpy(np.float64))
@@ -368,14 +430,15 @@ def read_u0_table(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> U0T
                     f"{path}: RUWE u0 table with 'bp_rp' must be a complete grid: {len(frame)} rows for "
                     f"{g_grid.size} G values × {c_grid.size} colours"
                 )
-            grid = frame.pivot_table(index="g_mag", columns="bp_rp", values="u0", aggfunc="first")
+            grid = frame.pivot(index="g_mag", columns="bp_rp", values="u0").sort_index().sort_index(axis=1)
             fields.update(g_grid=g_grid, colour_grid=c_grid, u0_grid=grid.to_numpy(np.float64))
         else:
             ordered = frame.sort_values("g_mag")
             fields.update(
                 g_only=ordered["g_mag"].to_numpy(np.float64), u0_g_only=ordered["u0"].to_numpy(np.float64)
             )
-    return U0Table(**fields)
+        sources.append(str(path))
+    return U0Table(**fields, sources=tuple(sources))
 
 
 def ruwe_from_chi2(
@@ -446,9 +509,11 @@ def normalise_gaia_columns(
     Returns
     -------
     pandas.DataFrame
-        Canonical columns (``source_id`` int64, the rest float64 with NaN for missing values), then every
-        column of ``raw`` not used for a canonical one, under its original name and unchanged. ``attrs``
-        records ``source``, and ``ruwe_method`` (``column``, ``u0_table`` or ``empirical``).
+        Canonical columns (``source_id`` int64, ``ruwe_empirical_u0`` bool — true for every row whose RUWE
+        was normalised with :func:`empirical_u0` for want of ESA's table —, the rest float64 with NaN for
+        missing values), then every column of ``raw`` not used for a canonical one, under its original name
+        and unchanged. ``attrs`` records ``source``, and ``ruwe_method`` (``column``, ``u0_table`` or
+        ``empirical``).
 
     Raises
     ------
@@ -527,6 +592,13 @@ def normalise_gaia_columns(
         out[name] = magnitude_error(snr, ZERO_POINT_ERROR_MAG[band])
     if has("ruwe"):
         out["ruwe"], method = column("ruwe"), "column"
+        # A table canonicalised before (a source partition) keeps the indicator it was written with; a
+        # file's own RUWE (DR3, gaiadr2.ruwe) is the archive's, normalised with ESA's u0.
+        out["ruwe_empirical_u0"] = (
+            _to_bool(raw[index["ruwe_empirical_u0"]], index["ruwe_empirical_u0"], source)
+            if has("ruwe_empirical_u0")
+            else np.zeros(len(raw), dtype=bool)
+        )
     else:
         out["ruwe"], method = ruwe_from_chi2(
             column("astrometric_chi2_al"),
@@ -536,6 +608,17 @@ def normalise_gaia_columns(
             u0_table=u0_table,
             min_count=u0_min_count,
         )
+        # Per row, so that the fallback survives concatenation, partitioning and the distance catalog
+        # (DistanceFlag.RUWE_EMPIRICAL_U0): the empirical u0 of a selected or crowded table is biased
+        # (GAIA-C3-TN-LU-LL-124 derives u0 from all of DR2), and with it the RUWE < 1.4 cut of paper 004.
+        out["ruwe_empirical_u0"] = np.isfinite(out["ruwe"]) & (method == "empirical")
+        if method == "empirical":
+            log.warning(
+                "%s: RUWE normalised with an empirical u0 (no ESA DR2 u0 table given); %d row(s) flagged "
+                "ruwe_empirical_u0",
+                source,
+                int(out["ruwe_empirical_u0"].sum()),
+            )
 
     frame = pd.DataFrame({name: out[name] for name in CANONICAL_COLUMNS})
     frame["source_id"] = frame["source_id"].astype(np.int64)
@@ -572,8 +655,18 @@ DR2_COLUMNS: tuple[str, ...] = (
     "astrometric_chi2_al",
     "astrometric_n_good_obs_al",
 )
-#: DR3 (and EDR3) publish RUWE itself.
-DR3_COLUMNS: tuple[str, ...] = (*DR2_COLUMNS, "ruwe")
+#: Columns the Lindegren et al. (2021, A&A 649, A4) parallax zero point of (E)DR3
+#: depends on, beside G: the solution type (31 five-, 95 six-parameter), the colour the astrometric solution
+#: used (ν_eff for 5p, the fitted pseudocolour for 6p) and the ecliptic latitude.
+LINDEGREN2021_COLUMNS: tuple[str, ...] = (
+    "astrometric_params_solved",
+    "nu_eff_used_in_astrometry",
+    "pseudocolour",
+    "ecl_lat",
+)
+#: DR3 (and EDR3) publish RUWE itself; the query also asks for what the parallax zero point needs
+#: (``distances.parallax_zero_point: lindegren2021``).
+DR3_COLUMNS: tuple[str, ...] = (*DR2_COLUMNS, "ruwe", *LINDEGREN2021_COLUMNS)
 #: Columns of the Gaia table the cascade reads (the simulated fields produce exactly these).
 GAIA_COLUMNS = (
     "source_id",
