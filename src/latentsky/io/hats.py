@@ -419,11 +419,7 @@ def finalize_catalog(
     if total_rows != sum(row_counts):
         raise RuntimeError(f"hats counted {total_rows} rows, the partition footers {sum(row_counts)}")
 
-    partition_info = PartitionInfo(pixels)
-    partition_info_path = Path(os.fspath(paths.get_partition_info_pointer(catalog_dir)))
-    with atomic_output(partition_info_path) as tmp:
-        partition_info.write_to_file(partition_info_file=tmp)
-    written.append(partition_info_path)
+    partition_info = _write_partition_info(catalog_dir, pixels, written)
 
     histogram = _count_histogram(files, skymap_order) if skymap_order is not None else None
     for pointer in (paths.get_point_map_file_pointer, paths.get_skymap_file_pointer):
@@ -458,6 +454,19 @@ def finalize_catalog(
 
     _validate(catalog_dir)
     return written
+
+
+def _write_partition_info(
+    catalog_dir: Path, pixels: list[HealpixPixel], written: list[Path]
+) -> PartitionInfo:
+    """``partition_info.csv`` (Norder, Npix of every partition) through hats' writer, moved into place
+    atomically; its path is appended to ``written``."""
+    info = PartitionInfo(pixels)
+    path = Path(os.fspath(paths.get_partition_info_pointer(catalog_dir)))
+    with atomic_output(path) as tmp:
+        info.write_to_file(partition_info_file=tmp)
+    written.append(path)
+    return info
 
 
 def _check_partition_files(
@@ -842,11 +851,7 @@ def write_margin_catalog(
         if total_rows != sum(counts):
             raise RuntimeError(f"hats counted {total_rows} margin rows, the margin partitions {sum(counts)}")
 
-        partition_info = PartitionInfo(pixels)
-        partition_info_path = Path(os.fspath(paths.get_partition_info_pointer(staging)))
-        with atomic_output(partition_info_path) as tmp:
-            partition_info.write_to_file(partition_info_file=tmp)
-        written.append(partition_info_path)
+        partition_info = _write_partition_info(staging, pixels, written)
 
         properties = _table_properties(
             [path for path in written if path.suffix == _NPIX_SUFFIX and path.name.startswith("Npix=")],
