@@ -237,3 +237,33 @@ def test_cli_refuses_lindegren2021_on_dr2_in_one_line(real_data, tmp_path, capsy
     assert code == 2 and len(err) == 1
     assert "hyades.csv" in err[0] and "nu_eff_used_in_astrometry, pseudocolour" in err[0]
     assert not (tmp_path / "flow.pt").exists()
+
+
+def test_outside_support_blame_separates_bad_astrometry():
+    """A star flagged outside the CMD support with its true point inside blames the algorithm, unless its
+    parallax is flagged as unreliable (RUWE): then the astrometry is at fault and it is counted apart."""
+    import torch
+
+    from latentsky.distances.metrics import outside_support_blame
+    from latentsky.distances.stars import DistanceFlag
+
+    class Box(torch.nn.Module):
+        support_low = torch.tensor([-3.0, -1.0, -1.0])
+        support_high = torch.tensor([12.0, 4.0, 3.0])
+
+    out, ruwe = int(DistanceFlag.OUTSIDE_CMD_SUPPORT), int(DistanceFlag.RUWE_ABOVE_LIMIT)
+    catalog = pd.DataFrame(
+        {
+            "flags": [out, out | ruwe, out, 0, ruwe],
+            "true_abs_g": [4.0, 4.0, 13.0, 4.0, 4.0],  # the third lies below the box
+            "true_bp_rp0": [0.8, 0.8, 3.0, 0.8, 0.8],
+            "true_bp_g0": [0.3, 0.3, 2.0, 0.3, 0.3],
+        }
+    )
+    blame = outside_support_blame(catalog, Box())
+    assert blame == {
+        "n_flagged": 3,
+        "n_flagged_with_true_point_inside_support": 1,
+        "n_flagged_with_ruwe_above_limit": 1,
+        "n_flagged_with_ruwe_above_limit_and_true_point_inside": 1,
+    }

@@ -182,14 +182,25 @@ def accuracy(
 
 def outside_support_blame(catalog: pd.DataFrame, flow: Any) -> dict[str, int]:
     """Stars flagged OUTSIDE_CMD_SUPPORT, and how many of them have a true CMD point inside the model's
-    support box (a flag that then blames the star for the algorithm; issue 16 asks for none)."""
-    flagged = (catalog["flags"].to_numpy() & DistanceFlag.OUTSIDE_CMD_SUPPORT) > 0
+    support box (a flag that then blames the star for the algorithm; issue 16 asks for none).
+
+    Stars also flagged RUWE_ABOVE_LIMIT are counted apart: their parallaxes are off by more than their
+    errors (in the simulation by construction: unreported excess noise), so no distance puts their true
+    CMD point where the parallax says, and the flag rightly blames the star's astrometry.
+    """
+    flags = catalog["flags"].to_numpy()
+    flagged = (flags & DistanceFlag.OUTSIDE_CMD_SUPPORT) > 0
+    bad_astrometry = (flags & DistanceFlag.RUWE_ABOVE_LIMIT) > 0
     low, high = support_box(flow)
     point = catalog[["true_abs_g", "true_bp_rp0", "true_bp_g0"]].to_numpy(dtype=float)
     inside = np.all((point >= low) & (point <= high), axis=1)
     return {
         "n_flagged": int(flagged.sum()),
-        "n_flagged_with_true_point_inside_support": int((flagged & inside).sum()),
+        "n_flagged_with_true_point_inside_support": int((flagged & inside & ~bad_astrometry).sum()),
+        "n_flagged_with_ruwe_above_limit": int((flagged & bad_astrometry).sum()),
+        "n_flagged_with_ruwe_above_limit_and_true_point_inside": int(
+            (flagged & inside & bad_astrometry).sum()
+        ),
     }
 
 
