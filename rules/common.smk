@@ -1,5 +1,6 @@
 # Shared helpers (result directories, seeds, the HATS layout) and the registry of released files; no jobs.
 from latentsky.config import derive_seed
+from latentsky.jobs import row_slices
 
 RESULTS = "results"
 LOGS = f"{RESULTS}/logs"

@@ -61,22 +61,43 @@ distance_dust_input = lambda wildcards=None: (
     {"dust": DUST_MAP} if DISTANCES["dust"]["kind"] == "map" else {}
 )
 # Catalog job resources from the measured throughput (distances.catalog_resources; `latentsky benchmark
-# distances`): minutes for a partition's rows, times the margin and the attempt, plus start-up.
+# distances`): minutes for a job's rows, times the margin and the attempt, plus start-up.
 CATALOG_RESOURCES = DISTANCES["catalog_resources"]
-# The rows come from the partition index, an input of the job: through the checkpoint API they would not
-# be known when one partition is asked for alone (Snakemake then evaluates the resource to 0).
-catalog_runtime = lambda wildcards, input, attempt: attempt * int(
+catalog_minutes = lambda n_rows, attempt: attempt * int(
     10
     + CATALOG_RESOURCES["runtime_margin"]
-    * json.loads(Path(input.index).read_text())["rows"][str(wildcards.pixel)]
+    * n_rows
     / CATALOG_RESOURCES["stars_per_s"]
     / 60
+)
+# A partition with more than max_rows_per_job rows is computed in near-equal row slices, one job each
+# (fixed-order partitions are badly unbalanced in the plane), which the partition job joins.
+DISTANCE_SLICE = f"{RESULTS}/catalogs/distances_slices/Npix={{pixel}}/rows={{start}}-{{stop}}.parquet"
+distance_slices = lambda pixel: [
+    DISTANCE_SLICE.format(pixel=pixel, start=start, stop=stop)
+    for start, stop in row_slices(
+        gaia_partition_rows()[str(pixel)], CATALOG_RESOURCES["max_rows_per_job"]
+    )
+]
+# The rows come from the partition index, an input of the job: through the checkpoint API they would not
+# be known when one partition is asked for alone (Snakemake then evaluates the resource to 0). A job that
+# joins slices computes nothing.
+catalog_runtime = lambda wildcards, input, attempt: (
+    catalog_minutes(0, attempt)
+    if input.get("slices")
+    else catalog_minutes(
+        json.loads(Path(input.index).read_text())["rows"][str(wildcards.pixel)], attempt
+    )
 )
 # A GPU for the catalog jobs when the config asks for one (the SLURM profile routes them).
 CATALOG_GPU = 1 if str(DISTANCES["device"]).startswith("cuda") else 0
 # The prior's table, when the prior reads one.
 distance_prior_input = lambda wildcards=None: (
     {"prior_table": PRIOR_TABLE} if PRIOR_TABLE else {}
+)
+# A partition job's slices, when its partition is computed in slices (none otherwise).
+distance_slice_input = lambda wildcards: (
+    {"slices": slices} if len(slices := distance_slices(wildcards.pixel)) > 1 else {}
 )
 
 # Real clusters the user names for Table 2 (distances.metrics.clusters), one figure each.
@@ -136,6 +157,7 @@ rule distance_catalog_partition:
     input:
         unpack(distance_dust_input),
         unpack(distance_prior_input),
+        unpack(distance_slice_input),
         model=CMD_FLOW_MODEL,
         source=GAIA_PARTITION,
         index=GAIA_PARTITION_INDEX,
@@ -151,7 +173,7 @@ rule distance_catalog_partition:
         "../envs/latentsky.yaml"
     threads: CATALOG_RESOURCES["threads"]
     resources:
-        gpu=CATALOG_GPU,
+        gpu=lambda wildcards, input: 0 if input.get("slices") else CATALOG_GPU,
         mem_mb=lambda wildcards, attempt: CATALOG_RESOURCES["mem_mb"] * attempt,
         runtime=catalog_runtime,
     params:
@@ -161,6 +183,41 @@ rule distance_catalog_partition:
         seed=lambda wildcards: seed_for(f"distance_catalog_partition/{wildcards.pixel}"),
     script:
         "../scripts/distance_catalog_partition.py"
+
+
+# Rows [start, stop) of a partition too large for one job (see DISTANCE_SLICE); temporary, joined by
+# distance_catalog_partition.
+rule distance_catalog_slice:
+    input:
+        unpack(distance_dust_input),
+        unpack(distance_prior_input),
+        model=CMD_FLOW_MODEL,
+        source=GAIA_PARTITION,
+    output:
+        temp(DISTANCE_SLICE),
+    log:
+        f"{LOGS}/distance_catalog_slice/Npix={{pixel}}_rows={{start}}-{{stop}}.log",
+    wildcard_constraints:
+        pixel=r"\d+",
+        start=r"\d+",
+        stop=r"\d+",
+    retries: 1
+    conda:
+        "../envs/latentsky.yaml"
+    threads: CATALOG_RESOURCES["threads"]
+    resources:
+        gpu=CATALOG_GPU,
+        mem_mb=lambda wildcards, attempt: CATALOG_RESOURCES["mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: catalog_minutes(
+            int(wildcards.stop) - int(wildcards.start), attempt
+        ),
+    params:
+        distances=DISTANCES_CATALOG,
+        seed=lambda wildcards: seed_for(
+            f"distance_catalog_partition/{wildcards.pixel}/{wildcards.start}"
+        ),
+    script:
+        "../scripts/distance_catalog_slice.py"
 
 
 # The star-count maps finalize writes (default_skymap_order), from which hats and lsdb build the MOC.

@@ -1,13 +1,17 @@
-"""Rule distance_catalog_partition: distance posteriors for every star of one HEALPix partition."""
+"""Rule distance_catalog_partition: distance posteriors for every star of one HEALPix partition.
 
+A partition within ``distances.catalog_resources.max_rows_per_job`` is computed here; a larger one arrives
+as the slices rule distance_catalog_slice computed side by side, which this job joins. Either way the
+partition file is the same (a star's posterior depends on that star alone).
+"""
+
+import pandas as pd
 from tqdm import tqdm
 
-from latentsky.distances.inputs import dust_source
-from latentsky.distances.pipeline import load_cmd_flow, posterior_catalog
-from latentsky.io.gaia import read_partitions
-from latentsky.io.gaia_columns import canonical_gaia
+from latentsky.distances.pipeline import partition_rows_catalog
 from latentsky.io.hats import write_partition
 from latentsky.jobs import job_logging, job_record, use_job_threads
+from latentsky.provenance.files import parquet_num_rows
 from latentsky.training import describe_device, resolve_device
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -20,19 +24,34 @@ with job_logging(smk) as log:
         raise ValueError(
             f"{smk.output[0]}: Dir={smk.wildcards.dir} does not match Npix={pixel} (HATS layout)"
         )
-    gaia = canonical_gaia(read_partitions([smk.input.source]), smk.input.source)
-    if len(gaia) == 0:
-        raise ValueError(
-            f"{smk.input.source}: partition {pixel} holds no stars; there is no catalog to write"
-        )
+    slices = list(smk.input.get("slices", []))
     device = resolve_device(cfg["device"])
-    flow = load_cmd_flow(smk.input.model, device)
-    dust = dust_source(cfg["dust"], smk.input.get("dust"))
-    with tqdm(total=len(gaia), desc=f"Npix={pixel}", mininterval=5) as bar:
-        catalog = posterior_catalog(
-            gaia, flow, dust, cfg, smk.params.seed, device, bar.update, smk.input.get("prior_table")
-        )
-    record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
+    if slices:
+        # The slices are temporary: the record lists what they were computed from (model, source, dust,
+        # prior), which an audit can check, and the row ranges and seeds of the slice jobs.
+        catalog = pd.concat([pd.read_parquet(p) for p in slices], ignore_index=True)
+        expected = parquet_num_rows(smk.input.source)
+        if len(catalog) != expected:
+            raise ValueError(
+                f"{smk.input.source}: {expected} rows, its {len(slices)} slices hold {len(catalog)}; "
+                "rerun them (the partition changed after the slices were computed?)"
+            )
+        extra = {"slices": [p.rsplit("/", 1)[1].removesuffix(".parquet") for p in slices]}
+        record = job_record(smk, device=describe_device(device), extra=extra, leave_out=slices)
+    else:
+        with tqdm(total=parquet_num_rows(smk.input.source), desc=f"Npix={pixel}", mininterval=5) as bar:
+            catalog = partition_rows_catalog(
+                smk.input.source,
+                None,
+                smk.input.model,
+                cfg,
+                smk.params.seed,
+                device,
+                smk.input.get("dust"),
+                smk.input.get("prior_table"),
+                bar.update,
+            )
+        record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
     written = write_partition(catalog, smk.params.catalog_dir, smk.params.partition_order, pixel, record)
     if str(written) != smk.output[0]:
         raise RuntimeError(f"HATS placed partition {pixel} at {written}, the rule declares {smk.output[0]}")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from latentsky.provenance.record import record_from_snakemake
@@ -56,7 +56,27 @@ def use_job_threads(smk: Any) -> None:
 
 
 def job_record(
-    smk: Any, *, seed: int | None = None, device: str = "cpu", extra: Mapping[str, Any] | None = None
+    smk: Any,
+    *,
+    seed: int | None = None,
+    device: str = "cpu",
+    extra: Mapping[str, Any] | None = None,
+    leave_out: Iterable[str] = (),
 ) -> dict[str, Any]:
     """Provenance record of this job (see :func:`latentsky.provenance.record.record_from_snakemake`)."""
-    return record_from_snakemake(smk, seed=seed, device=device, extra=extra)
+    return record_from_snakemake(smk, seed=seed, device=device, extra=extra, leave_out=leave_out)
+
+
+def row_slices(n_rows: int, max_rows: int | None) -> list[tuple[int, int]]:
+    """Contiguous [start, stop) row ranges covering ``n_rows`` rows, at most ``max_rows`` each and of
+    near-equal size (so the jobs computing them are balanced); one range when ``max_rows`` is None."""
+    n_rows = int(n_rows)
+    if n_rows < 0:
+        raise ValueError(f"row count must be ≥ 0, got {n_rows}")
+    if max_rows is None or n_rows <= max_rows:
+        return [(0, n_rows)]
+    if int(max_rows) < 1:
+        raise ValueError(f"max_rows must be ≥ 1, got {max_rows}")
+    k = -(-n_rows // int(max_rows))
+    bounds = [(i * n_rows) // k for i in range(k + 1)]
+    return list(zip(bounds[:-1], bounds[1:], strict=True))

@@ -26,7 +26,7 @@ from latentsky.distances.parallax import (
     lindegren2021_zero_point,
     parallax_correction,
 )
-from latentsky.distances.pipeline import posterior_catalog
+from latentsky.distances.pipeline import partition_rows_catalog, posterior_catalog
 from latentsky.distances.stars import DR2_PARALLAX_OFFSET_MAS, DistanceFlag
 from latentsky.io.gaia import read_gaia_table
 
@@ -267,3 +267,26 @@ def test_outside_support_blame_separates_bad_astrometry():
         "n_flagged_with_ruwe_above_limit": 1,
         "n_flagged_with_ruwe_above_limit_and_true_point_inside": 1,
     }
+
+
+def test_a_partition_computed_in_slices_equals_it_computed_whole(hyades, tmp_path):
+    # What distance_catalog_partition relies on when it joins the slice jobs' rows: a star's grid
+    # posterior depends on that star alone, so slices concatenated give the whole partition's rows.
+    flow = CMDFlow(FlowArchitecture(1, 4), np.array([4.0, 1.0, 0.4]), np.array([3.0, 0.6, 0.3]))
+    cfg = distances_block(dust={"kind": "none"})
+    gaia = hyades.iloc[:90].reset_index(drop=True)
+    whole = posterior_catalog(gaia, flow, NoDust(), cfg, 0, "cpu")
+    parts = [
+        posterior_catalog(gaia.iloc[a:b].reset_index(drop=True), flow, NoDust(), cfg, 1 + a, "cpu")
+        for a, b in ((0, 30), (30, 61), (61, 90))
+    ]
+    pd.testing.assert_frame_equal(pd.concat(parts, ignore_index=True), whole)
+    assert whole["has_posterior"].sum() >= 80
+
+
+def test_a_slice_outside_the_partition_names_the_file(hyades, tmp_path):
+    source = tmp_path / "Npix=3.parquet"
+    hyades.iloc[:20].to_parquet(source)
+    cfg = distances_block(dust={"kind": "none"})
+    with pytest.raises(ValueError, match=r"Npix=3.parquet: rows 10–40 asked for, the partition holds 20"):
+        partition_rows_catalog(source, (10, 40), tmp_path / "model.pt", cfg, 0, "cpu")

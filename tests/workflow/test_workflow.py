@@ -20,7 +20,7 @@ from latentsky.cli import main
 from latentsky.distances.stars import NO_POSTERIOR, DistanceFlag
 from latentsky.provenance.audit import audit
 from latentsky.provenance.compare import compare_parquet_trees
-from latentsky.provenance.files import read_provenance
+from latentsky.provenance.files import parquet_num_rows, read_provenance
 from latentsky.provenance.manifest import read_manifest
 from latentsky.provenance.record import without_volatile
 
@@ -257,7 +257,7 @@ def test_kill_9_mid_job_leaves_no_file_and_the_rerun_is_byte_identical(workflow_
     """SIGKILL to the whole Snakemake process group (a node dying) while a catalog partition is computed:
     nothing at the output path; the rerun writes the same bytes as an uninterrupted run. Provenance times
     come from SOURCE_DATE_EPOCH, so byte identity is a fair test."""
-    target = workflow_run / "results/catalogs/distances/dataset/Norder=0/Dir=0/Npix=7.parquet"
+    target = workflow_run / "results/catalogs/distances/dataset/Norder=0/Dir=0/Npix=3.parquet"
     env = {**os.environ, "SOURCE_DATE_EPOCH": "1767225600"}
     command = [sys.executable, "-m", "snakemake", str(target.relative_to(workflow_run)), "--cores", "1",
                "--forcerun", "distance_catalog_partition", "--configfile", "tiny.yaml"]  # fmt: skip
@@ -298,6 +298,20 @@ def _job_script_running(script: str) -> bool:
         except OSError:
             continue
     return False
+
+
+def test_a_large_partition_is_computed_in_balanced_slices(workflow_run):
+    # tiny.yaml: max_rows_per_job 1000, so partition 7 (1807 stars) ran as two slice jobs, joined.
+    target = workflow_run / "results/catalogs/distances/dataset/Norder=0/Dir=0/Npix=7.parquet"
+    source = workflow_run / "results/sources/gaia/Norder=0/Npix=7.parquet"
+    record = read_provenance(target)
+    assert record["extra"]["slices"] == ["rows=0-903", "rows=903-1807"]
+    assert parquet_num_rows(target) == parquet_num_rows(source) == 1807
+    # The slices are temporary; the partition's record names what they were computed from instead.
+    assert not list((workflow_run / "results/catalogs/distances_slices").rglob("*.parquet"))
+    inputs = {entry["path"] for entry in record["inputs"]}
+    assert "results/models/cmd_flow/model.pt" in inputs and str(source.relative_to(workflow_run)) in inputs
+    assert audit(target).ok
 
 
 def test_one_partition_regenerates_alone_and_audits(workflow_run):

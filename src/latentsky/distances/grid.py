@@ -25,7 +25,12 @@ dust is steep and the CMD bimodal, and its sample quantiles are noisy at low SNR
 5. **Exact integration** on the union of nodes: between neighbouring nodes the log-density is taken as
    linear in ln d (exact for power-law and exponential pieces), so the CDF and its inverse are closed-form
    in each interval. Mean and standard deviation of d come from the same integrals; the quantiles come
-   from the cumulative integral, so they always lie where the posterior has mass.
+   from the cumulative integral, so they always lie where the posterior has mass. With
+   ``interpolation: cubic`` (the default) a monotone cubic Hermite (PCHIP) through the nodes first fills
+   ``upsample`` sub-intervals per interval, and the same integration runs on them: the flow's density
+   along a star's track is smooth on the node spacing, so this buys the accuracy of twice the nodes
+   without a flow evaluation (measured on the demo's flow: 74 evaluations per star at spacing 0.06 keep
+   q05/q50/q95 within 2 % of a 10,000-node integral for 99.3–99.8 % of stars; linear needs 112).
 
 The map's samples are either marginalised exactly (``dust_samples: all``, P_CMD averaged over the S
 profiles at each node; S times the flow evaluations) or represented by their median profile
@@ -49,6 +54,7 @@ from latentsky.distances.stars import CATALOG_QUANTILES, DistanceFlag, Stars, ab
 from latentsky.extinction import CRANMER2020, GaiaExtinctionCoefficients
 
 DUST_SAMPLE_MODES = ("median", "all")
+INTERPOLATIONS = ("linear", "cubic")
 
 
 @dataclass(frozen=True)
@@ -66,9 +72,13 @@ class GridSettings:
     dust_samples: str = "median"
     min_effective_nodes: float = 6.0
     max_refinements: int = 2
-    max_spacing: float = 0.03  # widest fine interval in ln d (3 % in distance) for broad posteriors
+    max_spacing: float = 0.06  # widest fine interval in ln d (6 % in distance) for broad posteriors
     n_fine_max: int = 168
     photometry_sigma: float = 3.0  # colours this close to the support are moved onto it (0: never)
+    # Between nodes: "linear" log-density in ln d, or "cubic" — a monotone cubic Hermite (PCHIP) through
+    # the nodes, integrated on ``upsample`` sub-intervals per interval (no flow evaluations).
+    interpolation: str = "cubic"
+    upsample: int = 4
 
     def __post_init__(self) -> None:
         if self.dust_samples not in DUST_SAMPLE_MODES:
@@ -79,6 +89,10 @@ class GridSettings:
             raise ValueError(f"grid needs n_coarse ≥ 3, n_fine ≥ 3 and n_scan ≥ 8, got {self}")
         if not 0 < self.min_distance_pc < self.max_distance_pc:
             raise ValueError(f"grid needs 0 < min_distance_pc < max_distance_pc, got {self}")
+        if self.interpolation not in INTERPOLATIONS or self.upsample < 1:
+            raise ValueError(
+                f"grid interpolation must be one of {INTERPOLATIONS} with upsample ≥ 1, got {self}"
+            )
         if self.parallax_window_sigma <= 0 or self.mass_window <= 0:
             raise ValueError(f"grid parallax_window_sigma and mass_window must be > 0, got {self}")
 
@@ -336,6 +350,8 @@ def grid_posterior(
         sel = np.flatnonzero(sharp)
         a, b = _mass_region(ln_d[sel], lp[sel], settings.mass_window, lo[sel], hi[sel])
         ln_d[sel], lp[sel], red[sel], lc[sel] = fine_pass(a, b, sel)
+    if settings.interpolation == "cubic" and settings.upsample > 1:
+        ln_d, lp, red, lc = _upsample_cubic(ln_d, lp, red, lc, settings.upsample)
     post = _normalise(ln_d, lp, supported)
     # Every map sample's E at the nodes, for the reddening summaries (no flow evaluations).
     all_red = ev.profiles.reddening(5.0 * np.log10(np.exp(ln_d)) - 5.0) if ev.median else red
@@ -343,6 +359,68 @@ def grid_posterior(
         GridPosterior(post.ln_d, post.log_post, all_red, red, lc, supported, moved, stars.bp_rp, stars.bp_g),
         ev.flow_points,
     )
+
+
+def _pchip_slopes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Node slopes (N, K) of the monotone cubic Hermite interpolant (Fritsch & Carlson 1980, with the
+    weighted harmonic mean of Fritsch & Butland 1984, as scipy's PchipInterpolator) through each row.
+
+    Intervals of zero width (padding) or with an end at −inf have no secant; a node next to one takes its
+    other secant (0 when it has none)."""
+    h = np.diff(x, axis=1)
+    ok = (h > 0) & np.isfinite(y[:, :-1]) & np.isfinite(y[:, 1:])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = np.where(
+            ok, (np.where(ok, y[:, 1:], 0.0) - np.where(ok, y[:, :-1], 0.0)) / np.where(ok, h, 1.0), 0.0
+        )
+        left, right = delta[:, :-1], delta[:, 1:]  # the secants either side of each interior node
+        ok_l, ok_r = ok[:, :-1], ok[:, 1:]
+        h_l, h_r = h[:, :-1], h[:, 1:]
+        w1, w2 = 2.0 * h_r + h_l, h_r + 2.0 * h_l
+        same_sign = (left * right) > 0
+        harmonic = (w1 + w2) / (w1 / np.where(same_sign, left, 1.0) + w2 / np.where(same_sign, right, 1.0))
+        interior = np.where(
+            ok_l & ok_r, np.where(same_sign, harmonic, 0.0), np.where(ok_l, left, np.where(ok_r, right, 0.0))
+        )
+    m = np.zeros_like(y)
+    m[:, 1:-1] = interior
+    m[:, 0] = delta[:, 0]
+    m[:, -1] = delta[:, -1]
+    return m
+
+
+def _upsample_cubic(
+    ln_d: np.ndarray, lp: np.ndarray, red: np.ndarray, lc: np.ndarray, factor: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Nodes and values with ``factor`` sub-intervals per interval: the log posterior from the cubic
+    Hermite through the nodes, the reddening and per-profile log P_CMD linearly (they only weight the
+    summaries). An interval with an end at −inf or of zero width is not subdivided: its sub-nodes sit on
+    its left node (zero-width intervals carry no mass), so the exact piecewise integration is unchanged."""
+    n, k = ln_d.shape
+    h = np.diff(ln_d, axis=1)
+    ok = (h > 0) & np.isfinite(lp[:, :-1]) & np.isfinite(lp[:, 1:])
+    m = _pchip_slopes(ln_d, lp)
+    t = (np.arange(factor) / factor)[None, None, :]  # sub-node positions within each interval
+    t_ok = np.where(ok[:, :, None], t, 0.0)
+    x_sub = ln_d[:, :-1, None] + h[:, :, None] * t_ok
+    y0, y1 = np.where(ok, lp[:, :-1], 0.0)[:, :, None], np.where(ok, lp[:, 1:], 0.0)[:, :, None]
+    m0, m1 = (m[:, :-1] * h)[:, :, None], (m[:, 1:] * h)[:, :, None]
+    t2, t3 = t_ok**2, t_ok**3
+    hermite = (
+        (2 * t3 - 3 * t2 + 1) * y0 + (t3 - 2 * t2 + t_ok) * m0 + (-2 * t3 + 3 * t2) * y1 + (t3 - t2) * m1
+    )
+    y_sub = np.where(ok[:, :, None], hermite, lp[:, :-1, None])
+
+    def stack(sub: np.ndarray, last: np.ndarray) -> np.ndarray:
+        return np.concatenate([sub.reshape(*sub.shape[:-2], -1), last[..., None]], axis=-1)
+
+    def linear(v: np.ndarray) -> np.ndarray:  # (n, S, K) → (n, S, (K − 1)·factor + 1)
+        with np.errstate(invalid="ignore"):
+            sub = v[..., :-1, None] + (v[..., 1:, None] - v[..., :-1, None]) * t_ok[:, None]
+        sub = np.where(np.isfinite(sub), sub, v[..., :-1, None])
+        return stack(sub, v[..., -1])
+
+    return stack(x_sub, ln_d[:, -1]), stack(y_sub, lp[:, -1]), linear(red), linear(lc)
 
 
 def _sort_nodes(x: np.ndarray, order: np.ndarray) -> np.ndarray:

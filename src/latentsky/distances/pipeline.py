@@ -22,6 +22,7 @@ from latentsky.distances.flow import CMDFlow, build_flow_from_state, flow_state
 from latentsky.distances.inputs import (
     calibration_flags,
     catalog_frame,
+    dust_source,
     posterior_settings,
     stars_from_gaia,
     training_mask,
@@ -37,6 +38,8 @@ from latentsky.distances.training import (
     trainer_resume_state,
     training_settings,
 )
+from latentsky.io.gaia import read_partitions
+from latentsky.io.gaia_columns import canonical_gaia
 from latentsky.provenance.files import load_checkpoint, save_checkpoint
 
 log = logging.getLogger(__name__)
@@ -149,3 +152,35 @@ def posterior_catalog(
     )
     posterior["flags"] = np.asarray(posterior["flags"]) | calibration_flags(gaia, correction)
     return catalog_frame(gaia, posterior, correction.offset_mas)
+
+
+def partition_rows_catalog(
+    source: str | Path,
+    rows: tuple[int, int] | None,
+    model: str | Path,
+    distances: Mapping[str, Any],
+    seed: int,
+    device: torch.device,
+    dust_map: str | None = None,
+    prior_table: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """The catalog rows of one source partition, or of its rows [start, stop) (one job's slice of a
+    partition too large for one job: ``distances.catalog_resources.max_rows_per_job``).
+
+    The grid posterior of a star depends on that star alone, so a partition computed in slices equals
+    the partition computed whole."""
+    gaia = canonical_gaia(read_partitions([source]), str(source))
+    if rows is not None:
+        start, stop = rows
+        if not 0 <= start < stop <= len(gaia):
+            raise ValueError(
+                f"{source}: rows {start}–{stop} asked for, the partition holds {len(gaia)} (stale partition "
+                "index? rerun the gaia_partition_index checkpoint)"
+            )
+        gaia = gaia.iloc[start:stop].reset_index(drop=True)
+    if len(gaia) == 0:
+        raise ValueError(f"{source}: the partition holds no stars; there is no catalog to write")
+    flow = load_cmd_flow(model, device)
+    dust = dust_source(distances["dust"], dust_map)
+    return posterior_catalog(gaia, flow, dust, distances, seed, device, progress, prior_table)

@@ -213,13 +213,19 @@ def record_from_snakemake(
     seed: int | None = None,
     device: str = "cpu",
     extra: Mapping[str, Any] | None = None,
+    leave_out: Iterable[str | os.PathLike] = (),
 ) -> dict[str, Any]:
     """Provenance record for the job behind a Snakemake ``script:`` object.
 
-    Inputs are every file in ``smk.input`` (directories are expanded to the files inside them, sorted).
+    Inputs are every file in ``smk.input`` (directories are expanded to the files inside them, sorted)
+    except those in ``leave_out``: temporary intermediates the workflow deletes once this job has run,
+    which an audit could not find (the job then lists the inputs they were computed from instead).
     """
+    skip = {os.fspath(p) for p in leave_out}
     inputs: list[Path] = []
     for item in smk.input:
+        if os.fspath(item) in skip:
+            continue
         p = Path(item)
         if p.is_dir():
             inputs.extend(sorted(f for f in p.rglob("*") if f.is_file()))
