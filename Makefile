@@ -12,7 +12,7 @@ CORES ?= all
 SNAKEMAKE := $(BIN)/snakemake
 # The demo's training jobs one thread each: the rules ask for 2 (what a cluster node should give them), but
 # the demo's small models gain little from a second thread, so on a 2-core machine two one-thread jobs side
-# by side finish the workflow sooner than two-thread jobs in turn (measured: 16:22 → see README).
+# by side finish the workflow sooner than two-thread jobs in turn (measured on 2 cores: 16:22 → 11:28).
 DEMO_THREADS ?= --set-threads train_bgs_autoencoder=1 train_bgs_flow=1 bgs_catalog=1 train_cmd_flow=1 \
 	pelsvae_regression=1
 
