@@ -6,9 +6,8 @@ partition file is the same (a star's posterior depends on that star alone).
 """
 
 import pandas as pd
-from tqdm import tqdm
 
-from latentsky.distances.pipeline import partition_rows_catalog
+from latentsky.distances.pipeline import catalog_job_rows
 from latentsky.io.hats import write_partition
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.provenance.files import parquet_num_rows
@@ -39,18 +38,7 @@ with job_logging(smk) as log:
         extra = {"slices": [p.rsplit("/", 1)[1].removesuffix(".parquet") for p in slices]}
         record = job_record(smk, device=describe_device(device), extra=extra, leave_out=slices)
     else:
-        with tqdm(total=parquet_num_rows(smk.input.source), desc=f"Npix={pixel}", mininterval=5) as bar:
-            catalog = partition_rows_catalog(
-                smk.input.source,
-                None,
-                smk.input.model,
-                cfg,
-                smk.params.seed,
-                device,
-                smk.input.get("dust"),
-                smk.input.get("prior_table"),
-                bar.update,
-            )
+        catalog = catalog_job_rows(smk, None, device, f"Npix={pixel}")
         record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
     written = write_partition(catalog, smk.params.catalog_dir, smk.params.partition_order, pixel, record)
     if str(written) != smk.output[0]:

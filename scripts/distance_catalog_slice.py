@@ -1,9 +1,7 @@
 """Rule distance_catalog_slice: distance posteriors for rows [start, stop) of one HEALPix partition, for a
 partition too large for one job (distances.catalog_resources.max_rows_per_job)."""
 
-from tqdm import tqdm
-
-from latentsky.distances.pipeline import partition_rows_catalog
+from latentsky.distances.pipeline import catalog_job_rows
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.provenance.files import write_parquet
 from latentsky.training import describe_device, resolve_device
@@ -15,20 +13,8 @@ with job_logging(smk) as log:
     cfg = smk.params.distances
     start, stop = int(smk.wildcards.start), int(smk.wildcards.stop)
     device = resolve_device(cfg["device"])
-    with tqdm(
-        total=stop - start, desc=f"Npix={smk.wildcards.pixel} rows {start}–{stop}", mininterval=5
-    ) as bar:
-        catalog = partition_rows_catalog(
-            smk.input.source,
-            (start, stop),
-            smk.input.model,
-            cfg,
-            smk.params.seed,
-            device,
-            smk.input.get("dust"),
-            smk.input.get("prior_table"),
-            bar.update,
-        )
+    label = f"Npix={smk.wildcards.pixel} rows {start}–{stop}"
+    catalog = catalog_job_rows(smk, (start, stop), device, label)
     write_parquet(
         catalog, smk.output[0], job_record(smk, seed=smk.params.seed, device=describe_device(device))
     )

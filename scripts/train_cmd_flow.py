@@ -42,7 +42,7 @@ with job_logging(smk) as log:
             progress=lambda step, loss: bar.update(step - bar.n),
         )
     state = result.model_state()
-    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step")}
+    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step", "noise_model_final_loss")}
     extra["resumed_from_step"] = result.resumed_from_step
     save_checkpoint(state, smk.output.model, {**record, "extra": extra})
     history = result.history()

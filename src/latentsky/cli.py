@@ -152,7 +152,7 @@ def _run_distances_train(args: argparse.Namespace) -> int:
     digests = [sha256_file(p) for p in job.inputs]
     result = train_cmd_flow(job.gaia, job.dust, job.distances, args.seed, job.device, input_digests=digests)
     state = result.model_state()
-    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step")}
+    extra = {k: state[k] for k in ("n_train_stars", "removed_by_cut", "final_step", "noise_model_final_loss")}
     save_checkpoint(state, args.out, {**job.record, "extra": extra})
     print(
         f"trained on {result.n_train_stars} of {len(job.gaia)} stars (removed: {result.removed_by_cut}); "
@@ -344,6 +344,11 @@ def _run_score_desi(args: argparse.Namespace) -> int:
         device=describe_device(torch_device),
     )
     write_parquet(scores.catalog, args.out, record)
+    if len(scores.catalog) == 0:
+        # Not an error: a tile may hold no target of the class; a batch over many coadds keeps going.
+        what = f"{args.target_class.upper()} targets" if args.target_class else "targets"
+        print(f"no {what} in {', '.join(map(str, args.coadd))}: wrote an empty catalog to {args.out}")
+        return 0
     print(f"wrote {len(scores.catalog)} rows ({int(scores.usable.sum())} scored) to {args.out}")
     for row in scores.catalog.itertuples():
         verdict = (

@@ -109,7 +109,7 @@ def run_grid(star, flow, profiles, prior=None, settings=None):
     prior = prior or DistancePrior("flat")
     params = prior.parameters(star.ra, star.dec)
     post, evaluations = grid_posterior(
-        star, profiles, params, lambda p: flow_log_prob(flow, p), support_box(flow), settings
+        star, profiles, params, lambda p, _rows: flow_log_prob(flow, p), support_box(flow), settings
     )
     return post, evaluations, params
 

@@ -46,6 +46,8 @@ def dr3(real_data):
 
 
 def distances_block(**settings):
+    # The flows built here are plain CMD flows (no photometric-noise model): the paper's likelihood.
+    settings.setdefault("posterior", {"photometric_noise": "ignore"})
     return load_config(overrides={"seed": 0, "sources": {}, "distances": settings})["distances"]
 
 

@@ -103,8 +103,10 @@ class GridSettings:
         return self.n_coarse + self.n_fine
 
 
-#: ``log_cmd(points)`` → log P_CMD for points of shape (P, 3), −inf outside the support.
-LogCMD = Callable[[np.ndarray], np.ndarray]
+#: ``log_cmd(points, rows)`` → log P_CMD for points of shape (P, 3), −inf outside the support; ``rows``
+#: (P,) are the points' stars within the batch, for a likelihood that depends on the star's photometric
+#: errors (:func:`latentsky.distances.noise.cmd_log_density`).
+LogCMD = Callable[[np.ndarray, np.ndarray], np.ndarray]
 
 
 @dataclass
@@ -186,7 +188,8 @@ class _Evaluator:
         inside = _box_inside(pts, self.low, self.high)
         lc = np.full(inside.shape, -np.inf)
         if inside.any():
-            lc[inside] = self.log_cmd(pts[inside])
+            star = np.broadcast_to(rows[:, None, None], inside.shape)[inside]
+            lc[inside] = self.log_cmd(pts[inside], star)
             self.flow_points += int(inside.sum())
         n_prof = lc.shape[1]
         with np.errstate(divide="ignore"):

@@ -25,6 +25,7 @@ import pandas as pd
 from latentsky.distances.dust import BayestarDust, ConstantDust, DustSource, NoDust
 from latentsky.distances.grid import GridSettings
 from latentsky.distances.importance import PaperSettings
+from latentsky.distances.noise import photometric_errors
 from latentsky.distances.parallax import ParallaxCorrection
 from latentsky.distances.posterior import POSTERIOR_COLUMNS, PosteriorSettings
 from latentsky.distances.prior import DistancePrior
@@ -53,6 +54,7 @@ def stars_from_gaia(gaia: pd.DataFrame, parallax_offset_mas: float | np.ndarray)
         bp_rp=col("bp_rp"),
         bp_g=col("bp_g"),
         phot_var=np.where(np.isfinite(phot_var), phot_var, 0.0),
+        phot_err=photometric_errors(s_g, s_bp, s_rp),
     )
 
 
@@ -158,6 +160,7 @@ def posterior_settings(settings: Mapping[str, Any], prior_table: str | None = No
         batch_size=int(settings.get("batch_size", 4096)),
         chunk_points=int(settings.get("chunk_points", 65536)),
         n_quantiles=int(settings.get("n_quantiles", 0)),
+        photometric_noise=settings.get("photometric_noise", "convolve"),
         grid=GridSettings(**grid),
         paper=PaperSettings(**dict(settings.get("paper", {}))),
     )

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from latentsky.distances.dust import DustSource
 from latentsky.distances.flow import CMDFlow, build_flow_from_state, flow_state
@@ -26,6 +27,13 @@ from latentsky.distances.inputs import (
     posterior_settings,
     stars_from_gaia,
     training_mask,
+)
+from latentsky.distances.noise import (
+    NoiseModelSettings,
+    NoisyCMDFlow,
+    build_noise_model_from_state,
+    noise_model_state,
+    train_noise_model,
 )
 from latentsky.distances.parallax import parallax_correction
 from latentsky.distances.posterior import distance_posteriors
@@ -40,7 +48,7 @@ from latentsky.distances.training import (
 )
 from latentsky.io.gaia import read_partitions
 from latentsky.io.gaia_columns import canonical_gaia
-from latentsky.provenance.files import load_checkpoint, save_checkpoint
+from latentsky.provenance.files import load_checkpoint, parquet_num_rows, save_checkpoint
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +59,8 @@ class TrainingResult:
     n_train_stars: int
     removed_by_cut: dict[str, int]
     resumed_from_step: int
+    noise_model: NoisyCMDFlow | None = None
+    noise_model_losses: tuple[float, ...] = ()
 
     def history(self) -> pd.DataFrame:
         """Loss per optimiser step, with the round it belongs to."""
@@ -62,8 +72,11 @@ class TrainingResult:
 
     def model_state(self) -> dict[str, Any]:
         """Payload of the final model checkpoint (see :func:`load_cmd_flow`)."""
+        noise = self.noise_model
         return {
             "model": flow_state(self.trainer.model),
+            "noise_model": noise_model_state(noise) if noise is not None else None,
+            "noise_model_final_loss": self.noise_model_losses[-1] if self.noise_model_losses else None,
             "training": self.trainer.settings.as_dict(),
             "n_train_stars": self.n_train_stars,
             "removed_by_cut": self.removed_by_cut,
@@ -115,12 +128,23 @@ def train_cmd_flow(
             save_checkpoint(trainer_resume_state(trainer, state, key), resume_path, resume_record or {})
 
     trainer.train(on_resume_point=on_resume_point, progress=progress)
-    return TrainingResult(trainer, int(len(train_idx)), removed, start)
+    result = TrainingResult(trainer, int(len(train_idx)), removed, start)
+    noise_settings = NoiseModelSettings(**dict(distances.get("noise_model", {})))
+    if noise_settings.steps > 0:
+        # Distilled after the CMD flow (a few minutes at most); a run killed here redoes only this part.
+        model, losses = train_noise_model(
+            trainer.model, stars.phot_err[train_idx], noise_settings, seed, device
+        )
+        result.noise_model, result.noise_model_losses = model, tuple(losses)
+    return result
 
 
-def load_cmd_flow(path: str | Path, device: torch.device) -> CMDFlow:
-    """The trained flow from a model checkpoint written by the training rule or CLI."""
+def load_cmd_flow(path: str | Path, device: torch.device) -> CMDFlow | NoisyCMDFlow:
+    """The trained CMD model from a checkpoint written by the training rule or CLI: a
+    :class:`NoisyCMDFlow` (the CMD flow is its ``cmd``) when the checkpoint carries a noise model."""
     state, _ = load_checkpoint(path, map_location=str(device))
+    if state.get("noise_model"):
+        return build_noise_model_from_state(state["noise_model"], state["model"]).to(device)
     return build_flow_from_state(state["model"]).to(device)
 
 
@@ -184,3 +208,23 @@ def partition_rows_catalog(
     flow = load_cmd_flow(model, device)
     dust = dust_source(distances["dust"], dust_map)
     return posterior_catalog(gaia, flow, dust, distances, seed, device, progress, prior_table)
+
+
+def catalog_job_rows(
+    smk: Any, rows: tuple[int, int] | None, device: torch.device, label: str
+) -> pd.DataFrame:
+    """:func:`partition_rows_catalog` with a Snakemake job's inputs and params (the partition and slice
+    rules share it), its progress on a tqdm bar named ``label``."""
+    total = parquet_num_rows(smk.input.source) if rows is None else rows[1] - rows[0]
+    with tqdm(total=total, desc=label, mininterval=5) as bar:
+        return partition_rows_catalog(
+            smk.input.source,
+            rows,
+            smk.input.model,
+            smk.params.distances,
+            smk.params.seed,
+            device,
+            smk.input.get("dust"),
+            smk.input.get("prior_table"),
+            bar.update,
+        )

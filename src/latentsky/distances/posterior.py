@@ -7,6 +7,10 @@
 * ``paper`` — paper 004's importance sampling with its iterated dust distance
   (:mod:`latentsky.distances.importance`), kept to reproduce the paper and scored beside the grid.
 
+The grid's CMD likelihood is, by default, the CMD density convolved with each star's photometric noise
+when the model carries a noise model (``photometric_noise: convolve``, :mod:`latentsky.distances.noise`);
+``ignore`` and the paper's scheme use the noise-free density, as paper 004 does.
+
 Both use the same inputs, prior (:mod:`latentsky.distances.prior`), flags and output columns. Flags that
 do not depend on the scheme are set here: the star's own data (:func:`~latentsky.distances.stars.usable`),
 the dust map's coverage, the RUWE limit and the map's reliability at the posterior median.
@@ -23,13 +27,13 @@ import torch
 from latentsky.distances.dust import DustSource
 from latentsky.distances.grid import GridSettings, grid_catalog_columns, grid_posterior
 from latentsky.distances.importance import PaperSettings, paper_catalog_columns
+from latentsky.distances.noise import PHOTOMETRIC_NOISE_MODES, NoisyCMDFlow, cmd_log_density
 from latentsky.distances.prior import DistancePrior
 from latentsky.distances.stars import (
     FLOW_CHUNK_POINTS,
     NO_POSTERIOR,
     DistanceFlag,
     Stars,
-    flow_log_prob,
     support_box,
     usable,
 )
@@ -49,8 +53,16 @@ class PosteriorSettings:
     n_quantiles: int = 0  # > 0: also the 100-quantile product (grid only), a list column dist_quantiles
     grid: GridSettings = field(default_factory=GridSettings)
     paper: PaperSettings = field(default_factory=PaperSettings)
+    # "ignore" (paper 004) or "convolve" (the workflow's default: config/schema.yaml), which needs a model
+    # trained with a noise model (latentsky.distances.noise).
+    photometric_noise: str = "ignore"
 
     def __post_init__(self) -> None:
+        if self.photometric_noise not in PHOTOMETRIC_NOISE_MODES:
+            raise ValueError(
+                f"posterior photometric_noise must be one of {PHOTOMETRIC_NOISE_MODES}, "
+                f"got {self.photometric_noise!r}"
+            )
         if self.method not in POSTERIOR_METHODS:
             raise ValueError(f"posterior method must be one of {POSTERIOR_METHODS}, got {self.method!r}")
         if self.batch_size < 1 or self.chunk_points < 1 or self.n_quantiles < 0:
@@ -113,18 +125,25 @@ def distance_posteriors(
     if settings.n_quantiles:
         out["dist_quantiles"] = np.full((n, settings.n_quantiles), np.nan)
     todo = np.flatnonzero((flags & NO_POSTERIOR) == 0)
+    noise = settings.photometric_noise if settings.method == "grid" else "ignore"
+    if noise == "convolve" and not isinstance(flow, NoisyCMDFlow) and hasattr(flow, "feature_mean"):
+        raise ValueError(
+            "posterior photometric_noise: convolve needs a model trained with a noise model "
+            "(distances.noise_model.steps > 0); retrain it, or set posterior.photometric_noise: ignore"
+        )
     flow.eval()
     evaluations = 0
-
-    def log_density(points: np.ndarray) -> np.ndarray:
-        nonlocal evaluations
-        evaluations += int(np.prod(points.shape[:-1]))
-        return flow_log_prob(flow, points, device, settings.chunk_points)
-
     box = support_box(flow)
     for start in range(0, len(todo), settings.batch_size):
         idx = todo[start : start + settings.batch_size]
         batch = stars.subset(idx)
+        log_cmd = cmd_log_density(flow, batch, device, settings.chunk_points, noise)
+
+        def log_density(points: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+            nonlocal evaluations
+            evaluations += int(np.prod(points.shape[:-1]))
+            return log_cmd(points, rows)  # noqa: B023 - called within this iteration only
+
         prior = settings.prior.parameters(batch.ra, batch.dec)
         profiles = dust.profiles(batch.ra, batch.dec)
         if settings.method == "grid":

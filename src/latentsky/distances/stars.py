@@ -79,12 +79,16 @@ class Stars:
     bp_rp: np.ndarray
     bp_g: np.ndarray
     phot_var: np.ndarray = field(default=None)  # type: ignore[assignment]  # σ²_G + σ²_{bp−rp} + σ²_{bp−g}
+    # (N, 3) σ_G, σ_BP, σ_RP in mag, for the noise-convolved CMD likelihood (latentsky.distances.noise).
+    phot_err: np.ndarray = field(default=None)  # type: ignore[assignment]
 
     def __post_init__(self) -> None:
         n = len(self.ra)
         if self.phot_var is None:
             self.phot_var = np.zeros(n)
-        for name in ("dec", "parallax", "parallax_error", "g_mag", "bp_rp", "bp_g", "phot_var"):
+        if self.phot_err is None:
+            self.phot_err = np.zeros((n, 3))
+        for name in ("dec", "parallax", "parallax_error", "g_mag", "bp_rp", "bp_g", "phot_var", "phot_err"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"Stars.{name} has {len(getattr(self, name))} entries, expected {n}")
 

@@ -29,9 +29,10 @@ from scipy.stats import truncnorm
 from latentsky.distances.dust import DustSource
 from latentsky.distances.grid import GridSettings, log_posterior_at, posterior_quantiles
 from latentsky.distances.importance import sample_truncated_parallax, weighted_quantiles
+from latentsky.distances.noise import NoisyCMDFlow, cmd_log_density
 from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
 from latentsky.distances.prior import DistancePrior
-from latentsky.distances.stars import CATALOG_QUANTILES, DistanceFlag, Stars, flow_log_prob, support_box
+from latentsky.distances.stars import CATALOG_QUANTILES, DistanceFlag, Stars, support_box
 
 #: Quantile agreement the issue asks of the grid against the reference (fractional, in distance).
 REFERENCE_TOLERANCE = 0.02
@@ -46,19 +47,17 @@ def dense_quantiles(
     n_nodes: int = 10000,
     stars_per_chunk: int = 8,
     device: str | torch.device = "cpu",
+    photometric_noise: str = "ignore",
 ) -> np.ndarray:
     """Quantiles (N, 5) at :data:`CATALOG_QUANTILES` of the grid's density on ``n_nodes`` fixed nodes."""
     n = len(stars)
     out = np.full((n, len(CATALOG_QUANTILES)), np.nan)
     box = support_box(flow)
     nodes = np.linspace(np.log(grid.min_distance_pc), np.log(grid.max_distance_pc), n_nodes)
-
-    def log_cmd(points: np.ndarray) -> np.ndarray:
-        return flow_log_prob(flow, points, device)
-
     for start in range(0, n, stars_per_chunk):
         rows = np.arange(start, min(start + stars_per_chunk, n))
         batch = stars.subset(rows)
+        log_cmd = cmd_log_density(flow, batch, device, photometric_noise=photometric_noise)
         ln_d = np.broadcast_to(nodes, (len(rows), n_nodes))
         params = prior.parameters(batch.ra, batch.dec)
         profiles = dust.profiles(batch.ra, batch.dec)
@@ -87,6 +86,7 @@ def reference_quantiles(
     n_draws: int = 20000,
     stars_per_chunk: int = 16,
     device: str | torch.device = "cpu",
+    photometric_noise: str = "ignore",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quantiles (N, 5) at :data:`CATALOG_QUANTILES` by importance sampling, their ±2σ Monte-Carlo
     intervals (N, 5, 2) and the effective sample size (N,).
@@ -102,13 +102,10 @@ def reference_quantiles(
     box = support_box(flow)
     ln_lo, ln_hi = np.log(grid.min_distance_pc), np.log(grid.max_distance_pc)
     thirds = (n_draws // 3, n_draws // 3, n_draws - 2 * (n_draws // 3))
-
-    def log_cmd(points: np.ndarray) -> np.ndarray:
-        return flow_log_prob(flow, points, device)
-
     for start in range(0, n, stars_per_chunk):
         rows = np.arange(start, min(start + stars_per_chunk, n))
         batch = stars.subset(rows)
+        log_cmd = cmd_log_density(flow, batch, device, photometric_noise=photometric_noise)
         guide = np.log(guide_q16_q50_q84[rows])
         centre = guide[:, 1]
         width = np.clip(guide[:, 2] - guide[:, 0], 0.02, 5.0)  # 2 × the 68 % half-width
@@ -213,8 +210,11 @@ def compare_schemes(
     runs: dict[str, tuple[torch.nn.Module, PosteriorSettings]] = {
         "catalog": (flow, settings),
         "paper_scheme": (flow, replace(settings, method="paper", n_quantiles=0)),
-        "geometric_baseline": (_NoCMD(), settings),
+        "geometric_baseline": (_NoCMD(), replace(settings, photometric_noise="ignore")),
     }
+    if isinstance(flow, NoisyCMDFlow) and settings.photometric_noise == "convolve":
+        # The paper's likelihood (the CMD density at the measured colours) on the catalog's grid and prior.
+        runs["grid_without_photometric_noise"] = (flow, replace(settings, photometric_noise="ignore"))
     for name, prior in priors.items():
         runs[f"prior_{name}"] = (flow, replace(settings, prior=prior))
     out: dict[str, Any] = {}
@@ -265,8 +265,17 @@ def reference_agreement(
         np.random.default_rng(seed),
         n_draws,
         device=device,
+        photometric_noise=settings.photometric_noise,
     )
-    dense = dense_quantiles(stars.subset(rows), flow, dust, settings.prior, settings.grid, device=device)
+    dense = dense_quantiles(
+        stars.subset(rows),
+        flow,
+        dust,
+        settings.prior,
+        settings.grid,
+        device=device,
+        photometric_noise=settings.photometric_noise,
+    )
     out: dict[str, Any] = {
         "n_stars": int(len(rows)),
         "n_draws": int(n_draws),
