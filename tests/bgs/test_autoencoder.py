@@ -167,6 +167,7 @@ def test_sigterm_mid_training_then_rerun_reaches_the_same_weights(tmp_path, simu
     child = textwrap.dedent(
         f"""
         import sys, torch
+        torch.set_num_threads({torch.get_num_threads()})  # the parent's: bitwise-equal floats need it
         from latentsky.bgs.autoencoder import SpectraTensors, SpenderSettings, train_autoencoder
         d = torch.load({str(data)!r})
         settings = SpenderSettings(**{RESUME_SETTINGS.__dict__!r})
@@ -233,3 +234,24 @@ def test_latent_flow_normalises_and_learns_a_known_density():
 
     truth = stats.multivariate_normal([0.5, -1.0], cov).logpdf(x[2500:]).mean()
     assert log_prob(flow, x[2500:]).mean() == pytest.approx(truth, abs=0.05)
+
+
+@pytest.mark.parametrize("bin_factor", [1, 8, 16])
+def test_restframe_grid_is_nowhere_coarser_than_the_data(bin_factor):
+    """At z_max an observed pixel Δλ covers Δλ/(1+z_max) of the restframe: the default grid resolves it
+    (bin 16: ≈ 1,100 pixels, the review's arithmetic; the former demo value 700 did not)."""
+    from latentsky.bgs.autoencoder import binned_instrument, restframe_grid, restframe_pixels
+
+    wave = binned_instrument(bin_factor).wave_obs.double()
+    z_max = 0.8
+    rest = restframe_grid(wave, z_max).double()
+    observed_step = float(wave[1] - wave[0])
+    rest_step = float(rest[-1] - rest[0]) / (len(rest) - 1)  # float32 nodes: the mean step, not one gap
+    assert rest_step <= observed_step / (1 + z_max)
+    assert float(rest[0]) == pytest.approx(float(wave[0]) / (1 + z_max), rel=1e-6)
+    assert float(rest[-1]) == pytest.approx(float(wave[-1]), rel=1e-6)
+    # The fewest such pixels: one fewer would be coarser than the data.
+    n = restframe_pixels(wave, z_max)
+    assert len(rest) == n and float(rest[-1] - rest[0]) / (n - 2) > observed_step / (1 + z_max)
+    if bin_factor == 16:
+        assert 1090 <= n <= 1110

@@ -119,3 +119,29 @@ def test_bad_files_are_named(tmp_path):
     assert (
         other.flags[0] & DesiFlag.NO_REDSHIFT and other.flags[0] & DesiFlag.NO_NORM and np.isnan(other.z[0])
     )
+
+
+def test_a_file_cut_inside_its_data_a_shifted_grid_and_a_missing_redrock_are_named(tmp_path):
+    """Headers intact but the last extension's data cut short (astropy reads data lazily, so the failure
+    comes late and named nothing); an arm off the DESI grid; no Redrock file beside the coadd."""
+    cut = tmp_path / "coadd-cut.fits"
+    cut.write_bytes(COADD.read_bytes()[:300_000])
+    with pytest.raises(DesiFormatError, match=r"coadd-cut.fits: extension \w+ cannot be read — truncated"):
+        read_desi_coadd(cut, REDROCK)
+    with fits.open(COADD) as h:
+        hdus = fits.HDUList([hdu.copy() for hdu in h])
+        hdus["Z_WAVELENGTH"].data = hdus["Z_WAVELENGTH"].data + 0.3
+        hdus.writeto(tmp_path / "coadd-shifted.fits")
+    with pytest.raises(
+        DesiFormatError, match="coadd-shifted.fits: Z_WAVELENGTH pixel .* not on the DESI grid"
+    ):
+        read_desi_coadd(tmp_path / "coadd-shifted.fits", REDROCK)
+    with pytest.raises(DesiFormatError, match="redrock-shifted.fits: not a readable Redrock FITS file"):
+        read_desi_coadd(COADD, tmp_path / "redrock-shifted.fits")
+
+
+def test_a_class_without_targets_reads_as_an_empty_sample():
+    """The coadd's one target is BGS: asking for MWS gives no rows (not an error: a tile may have none)."""
+    mws = read_desi_coadd(COADD, target_class="mws")
+    assert len(mws) == 0 and mws.flux.shape == (0, 7781)
+    assert len(read_desi_coadd(COADD, target_class="bgs")) == 1

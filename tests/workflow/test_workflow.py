@@ -216,6 +216,7 @@ def test_grid_posteriors_against_the_reference_and_the_paper_scheme(workflow_run
     runs = metrics["scheme_and_prior_comparison"]
     assert set(runs) == {
         "catalog",
+        "grid_without_photometric_noise",
         "paper_scheme",
         "geometric_baseline",
         "prior_flat",
@@ -534,3 +535,38 @@ def test_real_desi_coadd_gets_a_catalog_row_from_the_trained_models(workflow_run
     result = audit(out, lineage_only=True)
     assert result.ok, result.mismatches
     assert any("results/models/bgs/bgs_flow.pt" in line for line in result.lines)
+
+
+def test_score_desi_on_a_coadd_with_nothing_to_score(workflow_run):
+    """No target of the class (the coadd's one target is BGS): an empty catalog with the full one's column
+    types, exit 0, one line saying so (it crashed with a reshape error). Every row flagged (z outside the
+    range): the row is written with null results. A truncated coadd: exit 2, one line naming the file."""
+    import pyarrow.parquet as pq
+
+    coadd = REAL_DATA / "desi_coadd" / "coadd-4-80613-thru20210324.fits"
+
+    def score(*args: str) -> subprocess.CompletedProcess:
+        command = [sys.executable, "-m", "latentsky.cli", "score-desi", *args, "--device", "cpu"]
+        return subprocess.run(command, cwd=workflow_run, capture_output=True, text=True)
+
+    empty = score(str(coadd), "--target-class", "mws", "--out", "mws_scores.parquet")
+    assert empty.returncode == 0, empty.stderr
+    assert empty.stdout.startswith(f"no MWS targets in {coadd}: wrote an empty catalog")
+    assert pq.read_metadata(workflow_run / "mws_scores.parquet").num_rows == 0
+    full = score(str(coadd), "--target-class", "bgs", "--out", "bgs_scores.parquet")
+    assert full.returncode == 0, full.stderr
+    schema = {
+        p: pq.read_schema(workflow_run / p).remove_metadata()
+        for p in ("mws_scores.parquet", "bgs_scores.parquet")
+    }
+    assert schema["mws_scores.parquet"].equals(schema["bgs_scores.parquet"])
+    flagged = score(str(coadd), "--z-range", "0.9", "1.0", "--out", "far_scores.parquet")
+    assert flagged.returncode == 0, flagged.stderr
+    row = pd.read_parquet(workflow_run / "far_scores.parquet").iloc[0]
+    assert row["flag_names"] == "z_range" and not row["has_probability"] and np.isnan(row["log_p_galaxy"])
+    cut = workflow_run / "coadd-cut.fits"
+    cut.write_bytes(coadd.read_bytes()[:300_000])
+    redrock = coadd.with_name(coadd.name.replace("coadd", "redrock"))
+    broken = score(str(cut), "--redrock", str(redrock), "--out", "cut_scores.parquet")
+    assert broken.returncode == 2 and "Traceback" not in broken.stderr
+    assert broken.stderr.strip().splitlines()[-1].startswith(f"latentsky score-desi: error: {cut}: extension")

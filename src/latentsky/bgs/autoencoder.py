@@ -47,6 +47,7 @@ __all__ = [
     "binned_instrument",
     "bin_spectra",
     "restframe_grid",
+    "restframe_pixels",
     "augment_redshift",
     "build_autoencoder",
     "train_autoencoder",
@@ -79,7 +80,8 @@ class SpenderSettings:
     n_latent : latent dimension S (paper: 6).
     bin_factor : observed pixels averaged into one (1 = the full DESI grid).
     z_max : highest redshift of the sample and of the redshift augmentation (paper: 0.8).
-    n_rest : restframe pixels (default: 1.5 × the observed pixels, covering λ_min/(1+z_max)…λ_max).
+    n_rest : restframe pixels over λ_min/(1+z_max)…λ_max (default: :func:`restframe_pixels`, derived from
+        the binned observed pixel and z_max so the restframe is nowhere coarser than the data).
     epochs_phase1, epochs_phase2 : epochs of fidelity-only and of full training.
     batch_size, lr : Adam mini-batches and (peak) learning rate.
     lr_schedule : ``"onecycle"`` (warm up to ``lr`` over the first 30 % of all steps of both phases, then
@@ -186,9 +188,22 @@ def bin_spectra(flux: np.ndarray, ivar: np.ndarray, bin_factor: int) -> tuple[np
     return mean.astype(np.float32), wsum.astype(np.float32)
 
 
+def restframe_pixels(wave_obs: torch.Tensor, z_max: float) -> int:
+    """The fewest restframe pixels over λ_min/(1+z_max)…λ_max that are nowhere coarser than an observed
+    pixel: at z_max an observed pixel Δλ spans Δλ/(1+z_max) in the restframe, so
+    n = ⌈(λ_max − λ_min/(1+z_max)) (1+z_max) / Δλ⌉ (≈ 1,100 for the DESI grid binned 16×, 17,600 at full
+    resolution). A coarser grid (the demo's former 700) smooths what the decoder can express below the
+    data's resolution (issue 17)."""
+    w = wave_obs.double()
+    lo, hi = float(w.min()) / (1.0 + z_max), float(w.max())
+    step = float((w[-1] - w[0]) / (w.numel() - 1))
+    return int(np.ceil((hi - lo) * (1.0 + z_max) / step)) + 1
+
+
 def restframe_grid(wave_obs: torch.Tensor, z_max: float, n_rest: int | None = None) -> torch.Tensor:
-    """Restframe wavelengths covering every observed pixel for 0 ≤ z ≤ z_max."""
-    n = int(n_rest or round(1.5 * wave_obs.numel()))
+    """Restframe wavelengths covering every observed pixel for 0 ≤ z ≤ z_max; ``n_rest`` None gives
+    :func:`restframe_pixels`."""
+    n = int(n_rest or restframe_pixels(wave_obs, z_max))
     return torch.linspace(float(wave_obs.min()) / (1 + z_max), float(wave_obs.max()), n, dtype=torch.float32)
 
 

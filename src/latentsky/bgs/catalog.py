@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from latentsky.bgs.flow import load_flow
 
@@ -115,14 +116,20 @@ def score_spectra(spectra: pd.DataFrame, models: BgsModels, device: str = "cpu")
 
     usable = (spectra["flags"] == 0).to_numpy()
     rows = spectra[usable]
-    data = table_tensors(rows, models.bin_factor, device)
-    s_gal = encode_spectra(models.galaxy_ae, data)
-    loss, chi2 = fidelity(models.galaxy_ae, models.instrument, data)
-    s_star = encode_spectra(models.star_ae, data)
     n, k = len(spectra), models.galaxy_ae.encoder.n_latent
+    if len(rows):
+        data = table_tensors(rows, models.bin_factor, device)
+        s_gal = encode_spectra(models.galaxy_ae, data)
+        loss, chi2 = fidelity(models.galaxy_ae, models.instrument, data)
+        s_star = encode_spectra(models.star_ae, data)
+    else:
+        # Nothing to score (no target of the class, or every row flagged): the flagged rows are still
+        # the catalog, with null results; the models are not run on an empty batch.
+        data, s_gal, s_star = None, np.zeros((0, k), np.float32), np.zeros((0, k), np.float32)
+        loss, chi2 = np.zeros(0), np.zeros(0)
     columns = ["target_id", "z", "flags", "flag_names"] + (["split"] if "split" in spectra else [])
     catalog = spectra[columns].reset_index(drop=True).copy()
-    log_p_galaxy = log_prob(models.galaxy_flow, s_gal)
+    log_p_galaxy = log_prob(models.galaxy_flow, s_gal) if len(rows) else np.zeros(0)
     reference = getattr(models.galaxy_flow, "reference_log_p", np.zeros(0))
     quantile = (
         np.searchsorted(reference, log_p_galaxy, side="left") / len(reference)
@@ -131,7 +138,7 @@ def score_spectra(spectra: pd.DataFrame, models: BgsModels, device: str = "cpu")
     )
     for name, values in (
         ("log_p_galaxy", log_p_galaxy),
-        ("log_p_star", log_prob(models.star_flow, s_star)),
+        ("log_p_star", log_prob(models.star_flow, s_star) if len(rows) else np.zeros(0)),
         ("fidelity", chi2),
         ("fidelity_loss", loss),
         ("galaxy_quantile", quantile),
@@ -142,7 +149,11 @@ def score_spectra(spectra: pd.DataFrame, models: BgsModels, device: str = "cpu")
     catalog["log_likelihood_ratio"] = catalog["log_p_star"] - catalog["log_p_galaxy"]
     latents = np.full((n, k), np.nan, dtype=np.float32)
     latents[usable] = s_gal
-    catalog["latents"] = list(latents)
+    # An empty catalog keeps the column types a reader of a full one expects (no null-typed columns).
+    catalog["flag_names"] = catalog["flag_names"].astype(str)
+    catalog["latents"] = (
+        list(latents) if n else pd.Series([], dtype=pd.ArrowDtype(pa.list_(pa.float32())), name="latents")
+    )
     catalog["has_probability"] = usable
     catalog["outlier_rank"] = outlier_ranks(catalog["log_p_galaxy"].to_numpy(), usable)
     return Scores(catalog, usable, data, s_gal, loss, chi2)

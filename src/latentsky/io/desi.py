@@ -251,7 +251,18 @@ def _hdu(hdul, name: str, path: str | os.PathLike):
 def _column(table, name: str, path: str | os.PathLike, extension: str) -> np.ndarray:
     if name not in table.columns.names:
         raise DesiFormatError(f"{path}: extension {extension} has no column {name!r}")
-    return _big_endian_free(table.data[name])
+    return _big_endian_free(_data(table, path)[name])
+
+
+def _data(hdu, path: str | os.PathLike):
+    """An extension's data; astropy reads it only now, so a truncated file fails here (with a reshape
+    error that names nothing): say which file and extension."""
+    try:
+        return hdu.data
+    except (OSError, ValueError, TypeError, IndexError) as exc:
+        raise DesiFormatError(
+            f"{path}: extension {hdu.name} cannot be read — truncated or corrupt file? ({exc})"
+        ) from exc
 
 
 def read_desi_coadd(
@@ -291,10 +302,12 @@ def read_desi_coadd(
         parts: dict[str, dict[str, np.ndarray]] = {k: {} for k in ("wave", "flux", "ivar", "mask")}
         for arm in ARMS:
             a = arm.upper()
-            parts["wave"][arm] = _big_endian_free(_hdu(hdul, f"{a}_WAVELENGTH", coadd_path).data)
-            parts["flux"][arm] = _big_endian_free(_hdu(hdul, f"{a}_FLUX", coadd_path).data)
-            parts["ivar"][arm] = _big_endian_free(_hdu(hdul, f"{a}_IVAR", coadd_path).data)
-            parts["mask"][arm] = _big_endian_free(_hdu(hdul, f"{a}_MASK", coadd_path).data)
+            parts["wave"][arm] = _big_endian_free(
+                _data(_hdu(hdul, f"{a}_WAVELENGTH", coadd_path), coadd_path)
+            )
+            parts["flux"][arm] = _big_endian_free(_data(_hdu(hdul, f"{a}_FLUX", coadd_path), coadd_path))
+            parts["ivar"][arm] = _big_endian_free(_data(_hdu(hdul, f"{a}_IVAR", coadd_path), coadd_path))
+            parts["mask"][arm] = _big_endian_free(_data(_hdu(hdul, f"{a}_MASK", coadd_path), coadd_path))
             if parts["flux"][arm].shape != (len(target_id), parts["wave"][arm].size):
                 raise DesiFormatError(
                     f"{coadd_path}: {a}_FLUX has shape {parts['flux'][arm].shape}, expected "
@@ -358,7 +371,7 @@ def read_desi_coadd(
 
 def _target_rows(fibermap, target_class: str | None, path: str | os.PathLike) -> np.ndarray:
     """Indices of the FIBERMAP rows of ``target_class`` (all rows for None)."""
-    n = len(fibermap.data)
+    n = len(_data(fibermap, path))
     if target_class is None:
         return np.arange(n)
     if target_class not in TARGET_CLASSES:
