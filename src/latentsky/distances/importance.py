@@ -72,10 +72,14 @@ def sample_truncated_parallax(
     scipy's truncnorm samples the far tail accurately, so strongly negative ϖ_obs/σ still gives valid,
     strictly positive draws.
     """
+    return truncated_parallax_ppf(parallax, error, rng.random((np.shape(parallax)[0], n_samples)))
+
+
+def truncated_parallax_ppf(parallax: np.ndarray, error: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """The parallaxes (N, K) at probabilities ``u`` (N, K) of N(ϖ_obs, σ) truncated to ϖ > 0, mas."""
     parallax = np.asarray(parallax, dtype=float)[:, None]
     error = np.asarray(error, dtype=float)[:, None]
     a = (0.0 - parallax) / error
-    u = rng.random((parallax.shape[0], n_samples))
     draws = truncnorm.ppf(u, a, np.inf, loc=parallax, scale=error)
     # ppf can return exactly 0 (or inf) at the extreme tail in floating point; keep draws strictly positive.
     tiny = 1e-6 * error

@@ -24,11 +24,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.special import ndtri
 from scipy.stats import truncnorm
 
 from latentsky.distances.dust import DustSource
 from latentsky.distances.grid import GridSettings, log_posterior_at, posterior_quantiles
-from latentsky.distances.importance import sample_truncated_parallax, weighted_quantiles
+from latentsky.distances.importance import truncated_parallax_ppf, weighted_quantiles
 from latentsky.distances.noise import NoisyCMDFlow, cmd_log_density
 from latentsky.distances.posterior import PosteriorSettings, distance_posteriors
 from latentsky.distances.prior import DistancePrior
@@ -75,6 +76,11 @@ def _row_quantiles(values: np.ndarray, weights: np.ndarray, p: np.ndarray) -> np
     return x[np.arange(len(x)), idx]
 
 
+def _stratified_uniforms(n_rows: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_rows, n) uniforms on (0, 1), one in each of n equal strata (jittered stratified sampling)."""
+    return (np.arange(n)[None, :] + rng.random((n_rows, n))) / n
+
+
 def reference_quantiles(
     stars: Stars,
     flow: torch.nn.Module,
@@ -93,7 +99,9 @@ def reference_quantiles(
 
     The interval: the estimated CDF at a quantile has variance Σ w_i² (1[x_i ≤ q] − p)² for normalised
     weights (the delta method for a self-normalised estimator); the quantiles at p ± 2 of its square root
-    bound the estimate's 2σ error without needing the density at q.
+    bound the estimate's 2σ error without needing the density at q. That variance is the one of
+    independent draws; the draws here are stratified (below), whose error is smaller, so the interval is
+    conservative.
     """
     n = len(stars)
     out = np.full((n, len(CATALOG_QUANTILES)), np.nan)
@@ -109,11 +117,16 @@ def reference_quantiles(
         guide = np.log(guide_q16_q50_q84[rows])
         centre = guide[:, 1]
         width = np.clip(guide[:, 2] - guide[:, 0], 0.02, 5.0)  # 2 × the 68 % half-width
-        # Draws in ln d from the three components.
-        plx = sample_truncated_parallax(batch.parallax, batch.parallax_error, thirds[0], rng)
+        # Draws in ln d from the three components, each stratified in its own CDF (one draw per
+        # equal-probability stratum): still an unbiased Monte-Carlo estimate, independent of the grid's
+        # nodes, but its error on a heavy tail's q95 is several times smaller than with independent draws
+        # (at 20,000 such draws it was up to 3.5 % on the demo: as large as the tolerance it checks).
+        plx = truncated_parallax_ppf(
+            batch.parallax, batch.parallax_error, _stratified_uniforms(len(rows), thirds[0], rng)
+        )
         u_tn = np.log(1000.0 / plx)
-        u_flat = rng.uniform(ln_lo, ln_hi, size=(len(rows), thirds[1]))
-        u_norm = centre[:, None] + width[:, None] * rng.standard_normal((len(rows), thirds[2]))
+        u_flat = ln_lo + (ln_hi - ln_lo) * _stratified_uniforms(len(rows), thirds[1], rng)
+        u_norm = centre[:, None] + width[:, None] * ndtri(_stratified_uniforms(len(rows), thirds[2], rng))
         u = np.concatenate([u_tn, u_flat, u_norm], axis=1)
         # The mixture's density in ln d: TN in ϖ times |dϖ/du| = ϖ, the uniform, the normal.
         p = 1000.0 * np.exp(-u)
