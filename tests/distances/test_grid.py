@@ -318,7 +318,7 @@ def test_cubic_interpolation_beats_linear_on_the_same_nodes(parallax, error):
         bp_g=0.45 + CRANMER2020.e_bp_g * e_true,
     )
     profiles = dust.profiles(star.ra, star.dec)
-    coarse = dict(n_coarse=8, n_fine=24, max_spacing=1.0, n_fine_max=24, max_refinements=0)
+    coarse = dict(n_coarse=8, n_fine=24, max_spacing=1.0, n_fine_max=24, node_step=1, max_refinements=0)
     errors = {}
     for interpolation in ("linear", "cubic"):
         settings = GridSettings(**coarse, interpolation=interpolation)
