@@ -196,7 +196,7 @@ def test_narrow_posterior_quantiles_stay_inside_its_mass():
     # Likelihood-dominated: the quantiles of 1000/ϖ with ϖ normal, to 0.05 %.
     z = np.array([-1.6449, -0.9945, 0.0, 0.9945, 1.6449])
     np.testing.assert_allclose(q, 1000.0 / (1.0 - z * 0.002), rtol=5e-4)
-    assert s["effective_nodes"][0] >= GridSettings().min_effective_nodes
+    assert s["effective_nodes"][0] >= 6
 
 
 @pytest.mark.parametrize("parallax,error", [(-1.0, 0.5), (-5.0, 0.1), (0.0, 1.0)])
@@ -297,40 +297,39 @@ def test_weighted_quantiles_ignore_zero_weight_draws():
 
 
 def test_grid_uses_few_flow_evaluations_for_a_precise_star():
-    # The cost the benchmark extrapolates: a high-SNR star needs only the coarse and one fine pass.
+    # The cost the benchmark extrapolates: a parallax SNR of 100 puts the mass within ±3 % of 200 pc; the
+    # refinement spends its nodes there (measured: 16 in all, 0.0002 % from the quadrature), not over the
+    # whole window as a fixed node count would.
     star = stars(5.0, 0.05, 12.0)
     flow = MixtureCMD([[4.0, 1.0, 0.45]], [[1.0, 0.3, 0.3]], [1.0])
-    _, evaluations, _ = run_grid(star, flow, uniform_profiles(1, 0.0))
-    assert evaluations <= GridSettings().n_coarse + 2 * GridSettings().n_fine
+    post, evaluations, params = run_grid(star, flow, uniform_profiles(1, 0.0))
+    assert evaluations <= 24
+    s = post.summaries()
+    q_ref, _, _ = quadrature(star, flow, uniform_profiles(1, 0.0), params)
+    np.testing.assert_allclose([s[f"q{k}"][0] for k in range(5)], q_ref, rtol=1e-4)
 
 
-@pytest.mark.parametrize("parallax,error", [(0.2, 0.15), (0.05, 0.2)])
-def test_cubic_interpolation_beats_linear_on_the_same_nodes(parallax, error):
-    # The dwarf/giant star above on a grid too coarse for log-linear interpolation: the monotone cubic
-    # through the same nodes (no further flow evaluations) must come closer to the quadrature.
-    dust = LinearDust(0.4)
-    e_true = 2.0
-    star = stars(
-        parallax,
-        error,
-        0.5 + 5 * np.log10(500) + CRANMER2020.a_g * e_true,
-        bp_rp=1.0 + CRANMER2020.e_bp_rp * e_true,
-        bp_g=0.45 + CRANMER2020.e_bp_g * e_true,
-    )
-    profiles = dust.profiles(star.ra, star.dec)
-    coarse = dict(n_coarse=8, n_fine=24, max_spacing=1.0, n_fine_max=24, node_step=1, max_refinements=0)
+def test_cubic_interpolation_beats_linear_on_the_same_nodes():
+    # A low-SNR star whose posterior is shaped by a smooth CMD, on nodes 0.2 apart in ln d wherever the
+    # mass is (the step and bend rules off): the monotone cubic through the CMD term at the same nodes
+    # (no further flow evaluations) must come much closer to the quadrature than the log-linear rule.
+    # Measured 0.0002 vs 0.0064; on the demo's flow with the default rules, 8× (p99 of q05 0.18 vs 1.5 %).
+    star = stars(0.2, 0.15, 14.0)
+    flow = MixtureCMD([[4.0, 1.0, 0.45]], [[0.5, 0.3, 0.3]], [1.0])
+    prior = DistancePrior("edsd", 1.35)
+    coarse = dict(n_coarse=8, peak_spacing=0.2, tail_spacing=0.2, max_step=1e6, max_bend=1e6)
     errors = {}
     for interpolation in ("linear", "cubic"):
         settings = GridSettings(**coarse, interpolation=interpolation)
-        post, evaluations, params = run_grid(star, DWARF_GIANT, profiles, settings=settings)
+        post, evaluations, params = run_grid(star, flow, uniform_profiles(1, 0.0), prior, settings)
         s = post.summaries()
         got = np.array([s[f"q{k}"][0] for k in range(5)])
-        q_ref, _, _ = quadrature(star, DWARF_GIANT, profiles, params)
+        q_ref, _, _ = quadrature(star, flow, uniform_profiles(1, 0.0), params)
         errors[interpolation] = (np.max(np.abs(got / q_ref - 1)), evaluations)
         assert np.all(np.diff(got) > 0)
-    assert errors["cubic"][1] == errors["linear"][1]  # the same flow evaluations
-    assert errors["cubic"][0] < 0.6 * errors["linear"][0]  # measured: 0.003 vs 0.006, 0.007 vs 0.014
-    assert errors["cubic"][0] < 0.01
+    assert errors["cubic"][1] == errors["linear"][1] < 20  # the same, few flow evaluations
+    assert errors["linear"][0] > 0.003  # the nodes are too coarse for the linear rule …
+    assert errors["cubic"][0] < 0.2 * errors["linear"][0]  # … not for the cubic
 
 
 def test_bad_interpolation_settings_are_refused():
