@@ -56,7 +56,7 @@ The flow is evaluated only on points inside its support box (outside it the dens
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -189,14 +189,20 @@ class _Evaluator:
         self.stars, self.profiles, self.prior = stars, profiles, prior
         self.log_cmd, self.low, self.high, self.median, self.coeffs = log_cmd, low, high, median, coeffs
         self.flow_points = 0
+        # The profile the posterior uses: the median over the map's samples once per star, not per call
+        # (the refinement evaluates nodes star by star; the median was most of the grid's own time).
+        self.used_profiles = (
+            replace(profiles, samples=np.median(profiles.samples, axis=1, keepdims=True))
+            if median
+            else profiles
+        )
 
     def points(self, ln_d: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(reddening (n, S', K), CMD points (n, S', K, 3)) for the stars ``rows`` at nodes ``ln_d``."""
         s = self.stars
         d = np.exp(ln_d)
         dm = 5.0 * np.log10(d) - 5.0
-        prof = _rows(self.profiles, rows)
-        red = prof.reddening(dm, median=self.median)
+        red = _rows(self.used_profiles, rows).reddening(dm)
         pts = absolute_cmd(
             s.g_mag[rows, None, None],
             s.bp_rp[rows, None, None],
