@@ -337,3 +337,128 @@ def format_pelsvae_results(r: dict) -> str:
             f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB",
         ]
     )
+
+
+#: DESI DR1's Bright Galaxy Survey (issue 17: ~13 million spectra) and paper 003's training set (70 % of
+#: ~250,000 EDR BGS spectra, Sec. 2).
+DESI_DR1_BGS_SPECTRA = 13_000_000
+PAPER_BGS_TRAINING_SPECTRA = 175_000
+
+
+def benchmark_bgs(
+    device: torch.device,
+    n_spectra: int = 256,
+    bin_factor: int = 1,
+    train_batch_size: int = 64,
+    train_steps: int = 3,
+    seed: int = 0,
+) -> dict:
+    """Spectra per second of the BGS catalog's scoring (galaxy and star autoencoders' encoders, the galaxy
+    model's fidelity, both latent flows: what ``score_desi_partition`` runs per spectrum) and of a phase-1
+    and a phase-2 training step, at ``bin_factor`` (1 = the full 0.8 Å DESI grid, the paper's), on
+    simulated spectra read back through the real coadd reader; with the extrapolations to DESI DR1 BGS
+    (scoring) and to one epoch over paper 003's training set. Untrained weights: the cost of a pass does not
+    depend on them."""
+    from latentsky.bgs.autoencoder import (
+        SpenderSettings,
+        build_autoencoder,
+        spectra_tensors,
+        train_autoencoder,
+    )
+    from latentsky.bgs.catalog import BgsModels, score_spectra
+    from latentsky.bgs.flow import build_flow
+    from latentsky.io.desi import read_desi_coadd
+    from latentsky.simulate.desi import simulate_desi, write_desi_files
+
+    torch.manual_seed(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        sim = simulate_desi({"n_bgs": n_spectra, "n_mws": 0, "outlier_fraction": 0.0}, seed)
+        coadd, redrock = Path(tmp) / "coadd.fits", Path(tmp) / "redrock.fits"
+        write_desi_files(sim, np.arange(n_spectra), coadd, redrock)
+        t0 = time.perf_counter()
+        spectra = read_desi_coadd(coadd, redrock)
+        read_s = time.perf_counter() - t0
+    table = spectra.table()
+    usable = table[table["flags"] == 0]
+    settings = SpenderSettings(bin_factor=bin_factor, batch_size=train_batch_size)
+    galaxy_ae, instrument = build_autoencoder(settings)
+    star_ae, _ = build_autoencoder(settings)
+    galaxy_ae, star_ae, instrument = (
+        galaxy_ae.to(device).eval(),
+        star_ae.to(device).eval(),
+        instrument.to(device),
+    )
+    data = spectra_tensors(
+        np.stack(usable["flux"].to_numpy()),
+        np.stack(usable["ivar"].to_numpy()),
+        usable["z"].to_numpy(),
+        bin_factor,
+        device,
+    )
+    with torch.no_grad():
+        latents = galaxy_ae.encode(data.spec[: min(len(data), 64)]).cpu().numpy()
+    models = BgsModels(galaxy_ae, build_flow(latents), star_ae, build_flow(latents), instrument, bin_factor)
+    score_spectra(usable.iloc[:8], models, str(device))  # warm-up
+    _sync(device)
+    t0 = time.perf_counter()
+    scores = score_spectra(table, models, str(device))
+    _sync(device)
+    score_s = time.perf_counter() - t0
+    n_scored = int(scores.usable.sum())
+
+    def train_seconds(steps: int, phase1: int, phase2: int) -> float:
+        idx = np.resize(np.arange(len(data)), train_batch_size * steps)
+        run = replace(settings, epochs_phase1=phase1, epochs_phase2=phase2, lr_schedule="constant")
+        _sync(device)
+        t0 = time.perf_counter()
+        train_autoencoder(data.index(idx), data.index(idx[:2]), run, seed=seed, device=device)
+        _sync(device)
+        return time.perf_counter() - t0
+
+    def train_rate(phase1: int, phase2: int) -> float:
+        # One step and 1 + train_steps steps: the difference leaves out building the model and the
+        # validation pass, which a long run pays once per run or epoch.
+        once = train_seconds(1, phase1, phase2)
+        more = train_seconds(1 + train_steps, phase1, phase2)
+        return train_steps * train_batch_size / max(more - once, 1e-9)
+
+    phase1, phase2 = train_rate(1, 0), train_rate(0, 1)
+    scoring_rate = n_scored / score_s
+    hours = DESI_DR1_BGS_SPECTRA / scoring_rate / 3600.0
+    threads = 1 if device.type == "cuda" else torch.get_num_threads()
+    return {
+        "device": describe_device(device),
+        "bin_factor": bin_factor,
+        "pixels": int(data.spec.shape[1]),
+        "n_scored": n_scored,
+        "read_spectra_per_s": len(table) / read_s,
+        "score_spectra_per_s": scoring_rate,
+        "train_batch_size": train_batch_size,
+        "phase1_spectra_per_s": phase1,
+        "phase2_spectra_per_s": phase2,
+        "dr1_scoring_hours": hours,
+        "dr1_scoring_core_hours": None if device.type == "cuda" else hours * threads,
+        "paper_epoch_hours": PAPER_BGS_TRAINING_SPECTRA / phase2 / 3600.0,
+        "peak_rss_mib": _peak_rss_mib(),
+        "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+    }
+
+
+def format_bgs_results(r: dict) -> str:
+    unit = "GPU-hours" if r["dr1_scoring_core_hours"] is None else "core-hours"
+    cost = r["dr1_scoring_hours"] if r["dr1_scoring_core_hours"] is None else r["dr1_scoring_core_hours"]
+    gpu = f", GPU peak {r['peak_gpu_mib']:.0f} MiB" if r["peak_gpu_mib"] is not None else ""
+    return "\n".join(
+        [
+            f"spender autoencoder at bin factor {r['bin_factor']} ({r['pixels']} pixels) on {r['device']}",
+            f"  read (coadd + Redrock → normalised spectra): {r['read_spectra_per_s']:.0f} spectra/s",
+            f"  score (two encoders, fidelity, two flows), {r['n_scored']} spectra: "
+            f"{r['score_spectra_per_s']:.1f} spectra/s; DESI DR1 BGS ({DESI_DR1_BGS_SPECTRA / 1e6:.0f}M): "
+            f"{r['dr1_scoring_hours']:.3g} h wall, {cost:.3g} {unit}",
+            f"  training at batch {r['train_batch_size']}: phase 1 (fidelity) {r['phase1_spectra_per_s']:.1f} "
+            f"spectra/s, phase 2 (augmentation, similarity, consistency) {r['phase2_spectra_per_s']:.1f} "
+            f"spectra/s; one phase-2 epoch over paper 003's {PAPER_BGS_TRAINING_SPECTRA:,} training spectra: "
+            f"{r['paper_epoch_hours']:.3g} h",
+            f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB{gpu}",
+        ]
+    )

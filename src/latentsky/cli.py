@@ -373,6 +373,27 @@ def _run_benchmark_pelsvae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_benchmark_bgs(args: argparse.Namespace) -> int:
+    from latentsky.benchmark import benchmark_bgs, format_bgs_results
+    from latentsky.training import resolve_device
+
+    if args.spectra < 8 or args.bin_factor < 1 or args.train_batch < 2 or args.train_steps < 1:
+        print(
+            "error: need --spectra ≥ 8, --bin-factor ≥ 1, --train-batch ≥ 2, --train-steps ≥ 1",
+            file=sys.stderr,
+        )
+        return 2
+    result = benchmark_bgs(
+        resolve_device(args.device),
+        n_spectra=args.spectra,
+        bin_factor=args.bin_factor,
+        train_batch_size=args.train_batch,
+        train_steps=args.train_steps,
+    )
+    print(format_bgs_results(result))
+    return 0
+
+
 def _run_compare_runs(args: argparse.Namespace) -> int:
     from latentsky.provenance.compare import compare_parquet_trees
 
@@ -477,6 +498,19 @@ def build_parser() -> argparse.ArgumentParser:
         "depends on how informative the CMD is",
     )
     b.set_defaults(func=_run_benchmark_distances)
+    b = bsub.add_parser(
+        "bgs",
+        help="spender + flows (paper 003): catalog scoring and training spectra/s at the full DESI grid, "
+        "extrapolated to DESI DR1 BGS",
+    )
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    b.add_argument("--spectra", type=int, default=256, help="simulated BGS spectra to score")
+    b.add_argument(
+        "--bin-factor", type=int, default=1, help="observed pixels averaged into one (1: full grid)"
+    )
+    b.add_argument("--train-batch", type=int, default=64, help="spectra per training step (paper: 512)")
+    b.add_argument("--train-steps", type=int, default=3, help="training steps to time per phase")
+    b.set_defaults(func=_run_benchmark_bgs)
     b = bsub.add_parser(
         "pelsvae",
         help="PELS-VAE: time to generate a batch of light curves (paper: 100 in ~1.3 s), training curves/s",
