@@ -8,10 +8,13 @@ BGS = config["bgs"]
 
 DESI_DIR = f"{RESULTS}/sources/desi"
 DESI_SURVEYS = ["bgs", "mws"]
+# A simulated held-out BGS set (own seed), scored by bgs_catalog and never trained on (issue 17).
+DESI_HELDOUT_SURVEY = "bgs_heldout"
 # Redrock class of each survey's sample (paper 003 Sec. 2).
-DESI_SPECTYPE = {"bgs": "GALAXY", "mws": "STAR"}
+DESI_SPECTYPE = {"bgs": "GALAXY", "mws": "STAR", DESI_HELDOUT_SURVEY: "GALAXY"}
 DESI_SPECTRA = f"{RESULTS}/desi/{{survey}}_spectra.parquet"
 DESI_SIMULATED = DESI["kind"] == "simulated"
+DESI_HELDOUT = DESI_SIMULATED and DESI["simulated"]["n_eval"] > 0
 # desi.kind edr: one coadd + Redrock pair per EDR survey/programme/HEALPix directory, listed by a checkpoint.
 DESI_EDR_INDEX = f"{DESI_DIR}/edr/index.json"
 DESI_EDR_FILE = f"{DESI_DIR}/edr/{{kind}}-{{edr_survey}}-{{program}}-{{healpix}}.fits"
@@ -54,6 +57,14 @@ desi_input_files = lambda wildcards: (
 RELEASED["bgs"] = lambda wildcards=None: [
     *expand(DESI_SPECTRA, survey=DESI_SURVEYS),
     *([f"{DESI_DIR}/truth.parquet"] if DESI_SIMULATED else []),
+    *(
+        [
+            DESI_SPECTRA.format(survey=DESI_HELDOUT_SURVEY),
+            f"{DESI_DIR}/truth-{DESI_HELDOUT_SURVEY}.parquet",
+        ]
+        if DESI_HELDOUT
+        else []
+    ),
     *expand(BGS_AUTOENCODER, survey=DESI_SURVEYS),
     *expand(BGS_FLOW, survey=DESI_SURVEYS),
     *expand(BGS_SPLIT, survey=DESI_SURVEYS),
@@ -90,6 +101,24 @@ if DESI_SIMULATED:
             seed=seed_for("simulate_desi_spectra"),
         script:
             "../scripts/simulate_desi_spectra.py"
+
+    rule simulate_desi_heldout:
+        output:
+            coadd=f"{DESI_DIR}/coadd-sim-{DESI_HELDOUT_SURVEY}.fits",
+            redrock=f"{DESI_DIR}/redrock-sim-{DESI_HELDOUT_SURVEY}.fits",
+            truth=f"{DESI_DIR}/truth-{DESI_HELDOUT_SURVEY}.parquet",
+        log:
+            f"{LOGS}/simulate_desi_heldout.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=30,
+        params:
+            simulated=DESI["simulated"],
+            seed=seed_for("simulate_desi_heldout"),
+        script:
+            "../scripts/simulate_desi_heldout.py"
 
 else:
 
@@ -139,7 +168,7 @@ rule prepare_desi_spectra:
     log:
         f"{LOGS}/prepare_desi_spectra/{{survey}}.log",
     wildcard_constraints:
-        survey="|".join(DESI_SURVEYS),
+        survey="|".join(DESI_SURVEYS + ([DESI_HELDOUT_SURVEY] if DESI_HELDOUT else [])),
     retries: 1
     conda:
         "../envs/latentsky.yaml"
@@ -148,7 +177,9 @@ rule prepare_desi_spectra:
         runtime=60,
     params:
         spectype=lambda wildcards: DESI_SPECTYPE[wildcards.survey],
-        z_range=lambda wildcards: DESI["z_range"] if wildcards.survey == "bgs" else None,
+        z_range=lambda wildcards: (
+            DESI["z_range"] if DESI_SPECTYPE[wildcards.survey] == "GALAXY" else None
+        ),
         # Simulated files hold one survey each; a real coadd holds every target class of its fibres.
         target_class=lambda wildcards: None if DESI_SIMULATED else wildcards.survey,
     script:
@@ -213,6 +244,14 @@ rule train_bgs_flow:
 rule bgs_catalog:
     input:
         **({"truth": f"{DESI_DIR}/truth.parquet"} if DESI_SIMULATED else {}),
+        **(
+            {
+                "heldout_spectra": DESI_SPECTRA.format(survey=DESI_HELDOUT_SURVEY),
+                "heldout_truth": f"{DESI_DIR}/truth-{DESI_HELDOUT_SURVEY}.parquet",
+            }
+            if DESI_HELDOUT
+            else {}
+        ),
         spectra=DESI_SPECTRA.format(survey="bgs"),
         split=BGS_SPLIT.format(survey="bgs"),
         galaxy_model=BGS_AUTOENCODER.format(survey="bgs"),

@@ -31,9 +31,18 @@ with job_logging(smk) as log:
 
     # Metrics (paper 003 Secs. 3–5); the outlier search needs the simulation's truth.
     truth = pd.read_parquet(smk.input.truth) if smk.input.get("truth") else None
+    heldout = None
+    if smk.input.get("heldout_spectra"):  # a simulated set no model was trained on (issue 17)
+        h_spectra = pd.read_parquet(smk.input.heldout_spectra)
+        heldout = (
+            h_spectra,
+            score_spectra(h_spectra, models, device),
+            pd.read_parquet(smk.input.heldout_truth),
+        )
     metrics = catalog_metrics(
         spectra, scores, models, settings,
         seed=smk.params.seed, device=device, pca_components=cfg["pca_components"], truth=truth,
+        heldout=heldout,
     )  # fmt: skip
     write_json(nan_to_null(metrics), smk.output.metrics, record)
     figure = outlier_gallery(

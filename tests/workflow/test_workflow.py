@@ -489,6 +489,19 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
     assert set(metrics["outlier_recall"]) == {"spender_flow", "pca_baseline"}
     for method in metrics["outlier_recall"].values():
         assert 0 <= method["top_1pct"]["all"] <= method["top_5pct"]["all"] <= 1
+    # The held-out set (tiny.yaml: 240 spectra, a quarter outliers, own seed and TARGETIDs): scored, never
+    # trained on; every score's figures and their bootstrap intervals lie in [0, 1].
+    heldout = metrics["heldout_evaluation"]
+    truth_h = pd.read_parquet(workflow_run / "results/sources/desi/truth-bgs_heldout.parquet")
+    assert len(truth_h) == 240 and not set(truth_h["target_id"]) & set(spectra["target_id"])
+    assert heldout["n_spectra"] + sum(heldout["n_flagged_by_reader"].values()) == 240
+    assert list(heldout["scores"]) == [
+        "spender_flow", "spender_fidelity_snr", "spender_combined", "pca_baseline", "pca_baseline_snr"
+    ]  # fmt: skip
+    for figures in heldout["scores"].values():
+        for key in ("auroc_all", "auroc_star", "ap_all", "precision_at_n_outliers"):
+            lo, hi = figures[key]["ci90"]
+            assert 0 <= lo <= hi <= 1 and 0 <= figures[key]["value"] <= 1, key
     dims = metrics["galaxy_latent_dimensionality"]
     assert len(dims["variance_fractions"]) == 6 and sum(dims["variance_fractions"]) == pytest.approx(1.0)
     assert 1.0 <= dims["participation_ratio"] <= 6.0

@@ -30,6 +30,7 @@ __all__ = [
     "augmented_latents",
     "redshift_invariance",
     "pca_baseline",
+    "pca_heldout_chi2",
     "outlier_counts",
     "likelihood_ratio_medians",
     "outlier_search",
@@ -219,6 +220,27 @@ def pca_baseline(
     return pca_chi2(rest[train], rest_w[train], rest, rest_w, n_components)
 
 
+def pca_heldout_chi2(
+    train: SpectraTensors,
+    data: SpectraTensors,
+    wave_obs: np.ndarray,
+    wave_rest: np.ndarray,
+    n_components: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`pca_chi2` of the ``train`` spectra (in-sample, the reference) and of the held-out ``data``
+    against the principal components of the ``train`` spectra alone."""
+    rest_t, w_t = restframe_matrix(
+        train.spec.cpu().numpy(), train.w.cpu().numpy(), train.z.cpu().numpy(), wave_obs, wave_rest
+    )
+    rest_d, w_d = restframe_matrix(
+        data.spec.cpu().numpy(), data.w.cpu().numpy(), data.z.cpu().numpy(), wave_obs, wave_rest
+    )
+    return (
+        pca_chi2(rest_t, w_t, rest_t, w_t, n_components),
+        pca_chi2(rest_t, w_t, rest_d, w_d, n_components),
+    )
+
+
 def outlier_counts(is_outlier: np.ndarray, kinds: np.ndarray) -> dict[str, int]:
     """Number of true outliers per kind, most frequent first (``pandas.Series.value_counts`` order).
 
@@ -288,6 +310,7 @@ def catalog_metrics(
     device: str,
     pca_components: int,
     truth: pd.DataFrame | None = None,
+    heldout: tuple[pd.DataFrame, Scores, pd.DataFrame] | None = None,
 ) -> dict[str, Any]:
     """The metrics document of the BGS outlier catalog (paper 003 Secs. 3–5).
 
@@ -299,6 +322,9 @@ def catalog_metrics(
     seed, device : the augmentation's seed (:func:`augmented_latents`) and torch device.
     pca_components : principal components of the PCA baseline.
     truth : the simulation's truth (``target_id``, ``is_outlier``, ``kind``); None for real data.
+    heldout : (spectra, their scores, their truth) of a simulated set no model was trained on: adds
+        ``heldout_evaluation`` (:func:`latentsky.bgs.evaluation.heldout_evaluation`, referenced to this
+        catalog's training rows).
 
     Returns
     -------
@@ -306,7 +332,7 @@ def catalog_metrics(
         In this order: ``n_targets``, ``n_with_probability``, the :func:`split_fidelity` keys;
         ``galaxy_latent_dimensionality`` (:func:`latent_dimensionality` of the training latents) with ≥ 2
         training spectra; the :func:`redshift_invariance` keys with ≥ 2 test spectra; the
-        :func:`outlier_search` keys with ``truth``.
+        :func:`outlier_search` keys with ``truth``; ``heldout_evaluation`` with ``heldout``.
     """
     catalog, usable, data = scores.catalog, scores.usable, scores.data
     rows = spectra[usable]
@@ -345,4 +371,52 @@ def catalog_metrics(
                 catalog.loc[usable, "log_likelihood_ratio"].to_numpy(),
             )
         )
+    if heldout is not None and (split == "train").sum() >= 2:
+        metrics["heldout_evaluation"] = _heldout_metrics(rows, scores, models, heldout, seed, pca_components)
     return metrics
+
+
+def _heldout_metrics(
+    rows: pd.DataFrame,
+    scores: Scores,
+    models: BgsModels,
+    heldout: tuple[pd.DataFrame, Scores, pd.DataFrame],
+    seed: int,
+    pca_components: int,
+) -> dict[str, Any]:
+    """:func:`latentsky.bgs.evaluation.heldout_evaluation` of the held-out set, every reference (PCA basis,
+    S/N medians, percentiles) from the catalog's training rows; held-out spectra the reader flagged are
+    counted per kind, not scored."""
+    from latentsky.bgs.evaluation import detectability, heldout_evaluation
+
+    h_spectra, h_scores, h_truth = heldout
+    train = np.flatnonzero(rows["split"].to_numpy() == "train")
+    h_rows = h_spectra[h_scores.usable]
+    kinds = h_truth.set_index("target_id").loc[h_rows["target_id"], "kind"].to_numpy(str)
+    all_kinds = h_truth.set_index("target_id").loc[h_spectra["target_id"], "kind"].to_numpy(str)
+    wave_obs = models.instrument.wave_obs.cpu().numpy()
+    wave_rest = models.galaxy_ae.decoder.wave_rest.cpu().numpy()
+    pca_train, pca_heldout = pca_heldout_chi2(
+        scores.data.index(train), h_scores.data, wave_obs, wave_rest, pca_components
+    )
+    log_p = scores.catalog.loc[scores.usable, "log_p_galaxy"].to_numpy()
+    unscored = all_kinds[~h_scores.usable]
+    return {
+        **heldout_evaluation(
+            kinds=kinds,
+            log_p_galaxy=h_scores.catalog.loc[h_scores.usable, "log_p_galaxy"].to_numpy(),
+            reduced_chi2=h_scores.reduced_chi2,
+            pca_chi2=pca_heldout,
+            norm=h_rows["norm"].to_numpy(float),
+            train_log_p_galaxy=log_p[train],
+            train_reduced_chi2=scores.reduced_chi2[train],
+            train_pca_chi2=pca_train,
+            train_norm=rows["norm"].to_numpy(float)[train],
+            seed=seed,
+        ),
+        "n_flagged_by_reader": {
+            str(k): int(v) for k, v in zip(*np.unique(unscored, return_counts=True), strict=True)
+        },
+        "pca_components": pca_components,
+        "detectability": detectability(h_truth, models.bin_factor, int(models.instrument.wave_obs.numel())),
+    }

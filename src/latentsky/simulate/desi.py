@@ -59,6 +59,8 @@ __all__ = [
     "star_spectrum",
     "simulate_desi",
     "write_desi_files",
+    "injected_delta_chi2",
+    "ORACLE_BIN_FACTORS",
 ]
 
 C_KMS = 299_792.458
@@ -230,9 +232,17 @@ def _bgs_redshifts(rng: np.random.Generator, n: int) -> np.ndarray:
     return z[:n]
 
 
-def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
+#: TARGETID of the first simulated spectrum (a held-out set starts elsewhere: :data:`HELDOUT_TARGET_OFFSET`).
+FIRST_TARGET_ID = 39_600_000_000_000_000
+HELDOUT_TARGET_OFFSET = 100_000_000
+
+
+def simulate_desi(
+    cfg: Mapping[str, Any], seed: int, first_target_id: int = FIRST_TARGET_ID
+) -> DesiSimulation:
     """BGS galaxies (with injected outliers) and MWS stars; ``cfg``: ``n_bgs``, ``n_mws``,
-    ``outlier_fraction`` (of the BGS sample, split equally between :data:`OUTLIER_TYPES`)."""
+    ``outlier_fraction`` (of the BGS sample, split equally between :data:`OUTLIER_TYPES`). TARGETIDs run
+    from ``first_target_id``."""
     rng = np.random.default_rng(seed)
     n_bgs, n_mws = int(cfg["n_bgs"]), int(cfg["n_mws"])
     frac = float(cfg["outlier_fraction"])
@@ -286,10 +296,14 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
     def observe(restflux: np.ndarray, z: float) -> np.ndarray:
         return np.interp(full, rest * (1 + z), restflux) / (1 + z)
 
+    # The injected signal of each outlier (detectability oracle, issue 17): the noiseless spectrum minus
+    # its inlier counterpart — what the object would be without the anomaly — in the observed frame.
+    signals: dict[int, np.ndarray] = {}
     for i in range(n_bgs + n_mws):
         is_bgs = i < n_bgs
         kind = kinds[i] if is_bgs else "star"
         info: dict[str, Any] = {}
+        counterpart: np.ndarray | None = None
         if kind == "star" or not is_bgs:
             teff = float(rng.choice([rng.uniform(3000, 4000), rng.uniform(4000, 10000)], p=[0.4, 0.6]))
             z = float(rng.normal(0, 100.0) / C_KMS)
@@ -318,12 +332,23 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
                     rest, max(info["young_fraction"], 0.4), info["break_strength"], 80.0, lines, split,
                     ebv_gas=info["ebv_gas"], old_teff=info["old_teff"],
                 )  # fmt: skip
+                # Counterpart: single-peaked lines of the pair's second moment and the same flux (the best
+                # single Gaussian a galaxy model could put there).
+                sigma_single = float(np.hypot(80.0, split / 2))
+                single = {k: v * 80.0 / sigma_single for k, v in lines.items()}
+                counterpart = galaxy_restframe(
+                    rest, max(info["young_fraction"], 0.4), info["break_strength"], sigma_single, single,
+                    ebv_gas=info["ebv_gas"], old_teff=info["old_teff"],
+                )  # fmt: skip
                 info["split_kms"] = split
             elif kind in ("broad_line_qso", "bal_qso"):
                 fwhm = float(rng.uniform(3000, 8000))
                 sig = fwhm / 2.355
                 power = (rest / 5500.0) ** float(rng.uniform(-1.8, -1.2))
                 broad = _gauss_lines(rest, np.array([6564.6, 4862.7, 2799.1]), sig, np.array([3.0, 1.0, 1.5]))
+                # Counterpart: the host and a blue continuum without the broad lines (a young population
+                # can mimic a power law; the broad lines and troughs nothing in the galaxy sample has).
+                counterpart = 0.4 * restflux + power
                 restflux = 0.4 * restflux + power * (1 + broad)
                 if kind == "bal_qso":
                     v = float(rng.uniform(3000, 12000))
@@ -332,17 +357,26 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
                     info["bal_velocity_kms"] = v
                 info["fwhm_kms"] = fwhm
             obs = observe(restflux, z)
+            if counterpart is not None:
+                counterpart = observe(counterpart, z)
             if kind == "blend":
                 z2 = float(z + rng.uniform(0.1, 0.4))
                 other, _ = galaxy(z2)
+                counterpart = obs.copy()  # the brighter galaxy alone, at the blend's flux
                 obs = obs + float(rng.uniform(0.4, 0.9)) * observe(other, z2)
                 info["z_second"] = z2
         mag = float(rng.uniform(16.0, 19.5)) if is_bgs else float(rng.uniform(16.0, 19.2))
         scale = 10 ** (-0.4 * (mag - 19.0)) * 3.0  # ~3e-17 erg/s/cm²/Å at 5500 Å for r = 19
-        obs = obs / np.interp(6200.0, full, obs) * scale
+        norm_factor = scale / np.interp(6200.0, full, obs)
+        obs = obs * norm_factor
+        if counterpart is not None:
+            # The counterpart at the flux that best matches the outlier's (a model fits the amplitude).
+            c = counterpart * norm_factor
+            c = c * float(np.dot(c, obs) / max(np.dot(c, c), 1e-300))
+            signals[i] = obs - c
         rows.append(
             {
-                "target_id": 39_600_000_000_000_000 + i,
+                "target_id": first_target_id + i,
                 "survey": "bgs" if is_bgs else "mws",
                 "kind": kind,
                 "is_outlier": bool(is_bgs and kind != "galaxy"),
@@ -376,12 +410,35 @@ def simulate_desi(cfg: Mapping[str, Any], seed: int) -> DesiSimulation:
         arm = str(rng.choice(list(ARM_RANGES)))
         if rng.uniform() < 0.5:
             ivar[arm][i] = 0.0
-            targets.loc[i, "fault"] = f"{arm}_missing"
+            targets.loc[i, "fault"] = f"{arm}_missing"  # no signal in the data: no Δχ² (NaN below)
         else:
             factor = float(rng.choice([rng.uniform(0.5, 0.8), rng.uniform(1.3, 1.8)]))
             flux[arm][i] *= factor
             targets.loc[i, "fault"] = f"{arm}_x{factor:.2f}"
+            lo, hi = ARM_RANGES[arm]
+            signals[i] = np.where((full >= lo) & (full <= hi), (factor - 1.0) * truth_flux[i], 0.0)
+    # Δχ² of each injected signal at the binnings a model may use (stars: NaN — a star has no galaxy
+    # counterpart; its difference from the galaxy sample is the whole spectrum).
+    oracle = np.full((len(targets), len(ORACLE_BIN_FACTORS)), np.nan)
+    for i, signal in signals.items():
+        variance = SKY_VARIANCE * sky + OBJECT_VARIANCE * np.abs(truth_flux[i]) + 1e-4  # as the noise above
+        oracle[i] = [injected_delta_chi2(signal, variance, b) for b in ORACLE_BIN_FACTORS]
+    for k, b in enumerate(ORACLE_BIN_FACTORS):
+        targets[f"injected_delta_chi2_bin{b}"] = oracle[:, k]
     return DesiSimulation(targets, grids, flux, ivar, mask)
+
+
+#: Binnings at which the simulation records each outlier's injected Δχ² (``injected_delta_chi2_bin<b>``).
+ORACLE_BIN_FACTORS = (1, 2, 4, 8, 16)
+
+
+def injected_delta_chi2(signal: np.ndarray, variance: np.ndarray, bin_factor: int) -> float:
+    """Σ over bins of b pixels of (mean signal)² / (variance of the mean): how far, in χ², the injected
+    signal moves the spectrum from its inlier counterpart when the data are averaged b pixels at a time."""
+    n = (len(signal) // bin_factor) * bin_factor
+    s = signal[:n].reshape(-1, bin_factor).mean(axis=1)
+    v = variance[:n].reshape(-1, bin_factor).sum(axis=1) / bin_factor**2
+    return float(np.sum(s**2 / v))
 
 
 def write_desi_files(
