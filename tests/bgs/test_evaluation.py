@@ -10,6 +10,7 @@ from latentsky.bgs.evaluation import (
     average_precision,
     detectability,
     heldout_evaluation,
+    latent_information,
     reference_percentile,
     score_evaluation,
     snr_corrected,
@@ -143,3 +144,29 @@ def test_detectability_compares_each_class_with_the_chi2_noise_of_its_binned_pix
     assert "galaxy" not in c
     # A binning the simulation did not record is said, not guessed.
     assert "why_not" in detectability(truth, 3, 2593)
+
+
+def test_latent_information_scores_held_out_galaxies_only():
+    rng = np.random.default_rng(4)
+
+    def sample(n):
+        truth = pd.DataFrame(
+            {
+                "kind": np.where(rng.uniform(size=n) < 0.1, "star", "galaxy"),
+                "young_fraction": rng.uniform(0, 1, n),
+                "sigma_kms": rng.uniform(50, 250, n),
+            }
+        )
+        # The features encode the young fraction (and noise), nothing of σ.
+        feats = np.column_stack([truth["young_fraction"] + rng.normal(0, 0.05, n), rng.normal(0, 1, n)])
+        return feats, truth
+
+    (x_tr, t_tr), (x_te, t_te) = sample(600), sample(300)
+    x_te[t_te["kind"].to_numpy() == "star"] = np.nan  # stars are left out, so their NaNs do not matter
+    out = latent_information(
+        {"latents": x_tr}, t_tr, {"latents": x_te}, t_te, ("young_fraction", "sigma_kms", "z")
+    )
+    r2 = out["r2_from_latents"]
+    assert r2["young_fraction"] > 0.9 and r2["sigma_kms"] < 0.1
+    assert "z" not in r2  # no such column: not reported
+    assert out["n_test"] == int((t_te["kind"] == "galaxy").sum())

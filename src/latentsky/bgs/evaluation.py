@@ -37,6 +37,8 @@ __all__ = [
     "score_evaluation",
     "heldout_evaluation",
     "detectability",
+    "latent_information",
+    "GALAXY_PARAMETERS",
 ]
 
 #: Width of the bootstrap intervals (review §5A: 90 %).
@@ -270,4 +272,57 @@ def detectability(truth: pd.DataFrame, bin_factor: int, n_pixels: int) -> dict[s
                 else "no counterpart signal",
             )
         out["classes"][str(kind)] = entry
+    return out
+
+
+#: The simulated galaxies' parameters the latents are asked to predict (``latentsky.simulate.desi``);
+#: ``z`` is the check the other way round: redshift-invariant latents should not predict it.
+GALAXY_PARAMETERS = (
+    "young_fraction",
+    "sigma_kms",
+    "break_strength",
+    "old_teff",
+    "ebv_gas",
+    "line_Halpha",
+    "z",
+)
+#: Neighbours of the k-NN regression (the latents' geometry, no parametric form assumed).
+LATENT_NEIGHBOURS = 15
+
+
+def latent_information(
+    train_features: Mapping[str, np.ndarray],
+    train_truth: pd.DataFrame,
+    test_features: Mapping[str, np.ndarray],
+    test_truth: pd.DataFrame,
+    parameters: tuple[str, ...] = GALAXY_PARAMETERS,
+) -> dict[str, Any]:
+    """How much of each true galaxy parameter each feature set (the latents; the PCA coefficients as the
+    baseline) predicts: a k-NN regression on the standardised features of the training galaxies, scored by
+    R² on the held-out galaxies (inliers only: kind ``galaxy``), so no value is in-sample. R² near 0: the
+    features carry nothing of the parameter; 1: all of it. For ``z`` a low R² is what redshift-invariant
+    latents should give."""
+    from sklearn.neighbors import KNeighborsRegressor
+
+    tr = (train_truth["kind"] == "galaxy").to_numpy()
+    te = (test_truth["kind"] == "galaxy").to_numpy()
+    out: dict[str, Any] = {"n_train": int(tr.sum()), "n_test": int(te.sum()), "neighbours": LATENT_NEIGHBOURS}
+    for name in train_features:
+        x_tr, x_te = np.asarray(train_features[name])[tr], np.asarray(test_features[name])[te]
+        ok_tr, ok_te = np.isfinite(x_tr).all(axis=1), np.isfinite(x_te).all(axis=1)
+        mean, std = x_tr[ok_tr].mean(axis=0), np.maximum(x_tr[ok_tr].std(axis=0), 1e-12)
+        r2: dict[str, float | None] = {}
+        for param in parameters:
+            if param not in train_truth or param not in test_truth:
+                continue
+            y_tr = train_truth[param].to_numpy(float)[tr]
+            y_te = test_truth[param].to_numpy(float)[te]
+            a, b = ok_tr & np.isfinite(y_tr), ok_te & np.isfinite(y_te)
+            if a.sum() <= LATENT_NEIGHBOURS or b.sum() < 2 or np.var(y_te[b]) == 0:
+                r2[param] = None
+                continue
+            model = KNeighborsRegressor(n_neighbors=LATENT_NEIGHBOURS).fit((x_tr[a] - mean) / std, y_tr[a])
+            pred = model.predict((x_te[b] - mean) / std)
+            r2[param] = float(1.0 - np.mean((y_te[b] - pred) ** 2) / np.var(y_te[b]))
+        out[f"r2_from_{name}"] = r2
     return out

@@ -30,7 +30,8 @@ __all__ = [
     "augmented_latents",
     "redshift_invariance",
     "pca_baseline",
-    "pca_heldout_chi2",
+    "pca_fit",
+    "pca_heldout_fit",
     "outlier_counts",
     "likelihood_ratio_medians",
     "outlier_search",
@@ -71,18 +72,27 @@ def pca_chi2(
 ) -> np.ndarray:
     """Reduced χ² of each spectrum's weighted projection on the training set's first principal components
     (restframe spectra on a common grid; the baseline of the outlier search)."""
+    return pca_fit(train, train_w, data, data_w, n_components)[1]
+
+
+def pca_fit(
+    train: np.ndarray, train_w: np.ndarray, data: np.ndarray, data_w: np.ndarray, n_components: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(coefficients (N, K), reduced χ² (N,)) of each spectrum's weighted least-squares projection on the
+    first ``n_components`` principal components of the training set."""
     mean = np.average(train, axis=0, weights=np.maximum(train_w, 1e-12) if (train_w > 0).any() else None)
     x = train - mean
     _, _, vt = np.linalg.svd(x, full_matrices=False)
     basis = vt[:n_components]  # (K, L)
     chi2 = np.empty(len(data))
+    coefs = np.empty((len(data), len(basis)))
     for i, (y, w) in enumerate(zip(data - mean, data_w, strict=True)):
         a = basis * w  # weighted least squares for the coefficients
-        coef = np.linalg.lstsq(a @ basis.T, a @ y, rcond=None)[0]
-        r = y - coef @ basis
+        coefs[i] = np.linalg.lstsq(a @ basis.T, a @ y, rcond=None)[0]
+        r = y - coefs[i] @ basis
         n = max((w > 0).sum(), 1)
         chi2[i] = float((w * r**2).sum() / n)
-    return chi2
+    return coefs, chi2
 
 
 def invariance_ratio(s: np.ndarray, s_aug: np.ndarray) -> float:
@@ -220,15 +230,15 @@ def pca_baseline(
     return pca_chi2(rest[train], rest_w[train], rest, rest_w, n_components)
 
 
-def pca_heldout_chi2(
+def pca_heldout_fit(
     train: SpectraTensors,
     data: SpectraTensors,
     wave_obs: np.ndarray,
     wave_rest: np.ndarray,
     n_components: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`pca_chi2` of the ``train`` spectra (in-sample, the reference) and of the held-out ``data``
-    against the principal components of the ``train`` spectra alone."""
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
+    """:func:`pca_fit` (coefficients, reduced χ²) of the ``train`` spectra (in-sample, the reference) and of
+    the held-out ``data``, against the principal components of the ``train`` spectra alone."""
     rest_t, w_t = restframe_matrix(
         train.spec.cpu().numpy(), train.w.cpu().numpy(), train.z.cpu().numpy(), wave_obs, wave_rest
     )
@@ -236,8 +246,8 @@ def pca_heldout_chi2(
         data.spec.cpu().numpy(), data.w.cpu().numpy(), data.z.cpu().numpy(), wave_obs, wave_rest
     )
     return (
-        pca_chi2(rest_t, w_t, rest_t, w_t, n_components),
-        pca_chi2(rest_t, w_t, rest_d, w_d, n_components),
+        pca_fit(rest_t, w_t, rest_t, w_t, n_components),
+        pca_fit(rest_t, w_t, rest_d, w_d, n_components),
     )
 
 
@@ -351,7 +361,7 @@ def catalog_metrics(
         s_aug = augmented_latents(models.galaxy_ae, models.instrument, t, settings, seed, device)
         metrics.update(redshift_invariance(s_gal[test], s_aug))
     if truth is not None:
-        truth = truth.set_index("target_id").loc[rows["target_id"]]
+        truth = truth.set_index("target_id").loc[rows["target_id"]]  # the scored rows, in their order
         kinds = truth["kind"].to_numpy(str)
         pca = pca_baseline(
             data.spec.cpu().numpy(),
@@ -371,8 +381,10 @@ def catalog_metrics(
                 catalog.loc[usable, "log_likelihood_ratio"].to_numpy(),
             )
         )
-    if heldout is not None and (split == "train").sum() >= 2:
-        metrics["heldout_evaluation"] = _heldout_metrics(rows, scores, models, heldout, seed, pca_components)
+    if heldout is not None and truth is not None and (split == "train").sum() >= 2:
+        metrics["heldout_evaluation"] = _heldout_metrics(
+            rows, scores, models, heldout, truth, seed, pca_components
+        )
     return metrics
 
 
@@ -381,13 +393,14 @@ def _heldout_metrics(
     scores: Scores,
     models: BgsModels,
     heldout: tuple[pd.DataFrame, Scores, pd.DataFrame],
+    truth: pd.DataFrame,  # of ``rows``, in their order
     seed: int,
     pca_components: int,
 ) -> dict[str, Any]:
     """:func:`latentsky.bgs.evaluation.heldout_evaluation` of the held-out set, every reference (PCA basis,
     S/N medians, percentiles) from the catalog's training rows; held-out spectra the reader flagged are
     counted per kind, not scored."""
-    from latentsky.bgs.evaluation import detectability, heldout_evaluation
+    from latentsky.bgs.evaluation import detectability, heldout_evaluation, latent_information
 
     h_spectra, h_scores, h_truth = heldout
     train = np.flatnonzero(rows["split"].to_numpy() == "train")
@@ -396,7 +409,7 @@ def _heldout_metrics(
     all_kinds = h_truth.set_index("target_id").loc[h_spectra["target_id"], "kind"].to_numpy(str)
     wave_obs = models.instrument.wave_obs.cpu().numpy()
     wave_rest = models.galaxy_ae.decoder.wave_rest.cpu().numpy()
-    pca_train, pca_heldout = pca_heldout_chi2(
+    (coef_train, pca_train), (coef_heldout, pca_heldout) = pca_heldout_fit(
         scores.data.index(train), h_scores.data, wave_obs, wave_rest, pca_components
     )
     log_p = scores.catalog.loc[scores.usable, "log_p_galaxy"].to_numpy()
@@ -419,4 +432,10 @@ def _heldout_metrics(
         },
         "pca_components": pca_components,
         "detectability": detectability(h_truth, models.bin_factor, int(models.instrument.wave_obs.numel())),
+        "latent_information": latent_information(
+            {"latents": scores.latents[train], "pca_coefficients": coef_train},
+            truth.iloc[train],
+            {"latents": h_scores.latents, "pca_coefficients": coef_heldout},
+            h_truth.set_index("target_id").loc[h_rows["target_id"]],
+        ),
     }
