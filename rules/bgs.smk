@@ -258,6 +258,9 @@ rule bgs_catalog:
         galaxy_flow=BGS_FLOW.format(survey="bgs"),
         star_model=BGS_AUTOENCODER.format(survey="mws"),
         star_flow=BGS_FLOW.format(survey="mws"),
+        histories=expand(
+            f"{BGS_MODEL_DIR}/{{survey}}_training_history.parquet", survey=DESI_SURVEYS
+        ),
     output:
         catalog=BGS_CATALOG,
         metrics=f"{METRICS}/bgs.json",

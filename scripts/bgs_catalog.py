@@ -7,7 +7,7 @@ import pandas as pd
 from latentsky.bgs.autoencoder import SpenderSettings
 from latentsky.bgs.catalog import load_bgs_models, score_spectra
 from latentsky.bgs.figures import outlier_gallery
-from latentsky.bgs.metrics import catalog_metrics
+from latentsky.bgs.metrics import catalog_metrics, training_convergence
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.provenance.files import nan_to_null, save_figure, write_json, write_parquet
 from latentsky.training import resolve_device
@@ -44,6 +44,10 @@ with job_logging(smk) as log:
         seed=smk.params.seed, device=device, pca_components=cfg["pca_components"], truth=truth,
         heldout=heldout,
     )  # fmt: skip
+    metrics["training_convergence"] = {
+        survey: training_convergence(pd.read_parquet(path))
+        for survey, path in zip(("galaxy_autoencoder", "star_autoencoder"), smk.input.histories, strict=True)
+    }
     write_json(nan_to_null(metrics), smk.output.metrics, record)
     figure = outlier_gallery(
         spectra[usable].reset_index(drop=True),

@@ -286,3 +286,19 @@ def test_catalog_metrics_leave_out_what_the_data_cannot_give():
     # One test spectrum: no invariance ratio; no truth: no outlier search.
     assert list(m) == ALWAYS_REPORTED
     assert m["fidelity_loss"] == pytest.approx({"train": 3.8, "val": 4.0, "test": 5.0})
+
+
+def test_training_convergence_reads_the_last_tenth_of_the_validation_curve():
+    from latentsky.bgs.metrics import training_convergence
+
+    epochs = np.arange(40)
+    still_falling = pd.DataFrame({"val_fidelity": 1.0 + 2.0 * np.exp(-epochs / 100)})
+    flat = pd.DataFrame({"val_fidelity": 1.0 + 2.0 * np.exp(-epochs / 2)})
+    a, b = training_convergence(still_falling), training_convergence(flat)
+    # The last 4 epochs: slope −2/100 · e^(−0.375) ≈ −0.0137 per epoch, ×40 epochs over the final loss 2.36.
+    assert a["last_10pct_slope_per_epoch"] == pytest.approx(-0.02 * np.exp(-0.375), rel=0.02)
+    assert a["relative_change_per_run"] == pytest.approx(-0.0137 * 40 / 2.36, rel=0.03)
+    assert abs(b["relative_change_per_run"]) < 1e-5 and b["epochs"] == 40
+    assert (
+        training_convergence(pd.DataFrame({"val_fidelity": [1.0, 0.9]}))["last_10pct_slope_per_epoch"] is None
+    )

@@ -92,7 +92,8 @@ class SpenderSettings:
         that are close in data space are also close in latent space"; ``spender.loss.similarity_loss``),
         or ``"restframe"`` — the decoded restframe spectra (``similarity_restframe_loss``, what spender's
         ``get_losses`` uses). Only the data-space form sees spectra the decoder cannot yet reproduce.
-    noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ.
+    noise_scale : the augmented copy's added Gaussian noise, in units of each pixel's σ (0.5: at 1σ the copy
+        has half its original's S/N², and the consistency loss pulls latents towards what noise leaves).
     precision : ``"fp32"``; ``"bf16"`` (mixed precision: convolutions and matrix products of the training
         passes in bfloat16 under ``torch.autocast``, weights, optimiser and losses in float32 — the
         standard GPU recipe; the demo's training is 1.7× faster on a CPU with AMX); ``"auto"``: bf16 where the
@@ -110,7 +111,7 @@ class SpenderSettings:
     lr_schedule: str = "onecycle"
     similarity_amp: float = 3.0
     consistency_amp: float = 1.0
-    noise_scale: float = 1.0
+    noise_scale: float = 0.5
     similarity_space: str = "data"
     precision: str = "fp32"
 

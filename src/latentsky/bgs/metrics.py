@@ -32,6 +32,7 @@ __all__ = [
     "pca_baseline",
     "pca_fit",
     "pca_heldout_fit",
+    "training_convergence",
     "outlier_counts",
     "likelihood_ratio_medians",
     "outlier_search",
@@ -249,6 +250,25 @@ def pca_heldout_fit(
         pca_fit(rest_t, w_t, rest_t, w_t, n_components),
         pca_fit(rest_t, w_t, rest_d, w_d, n_components),
     )
+
+
+def training_convergence(history: pd.DataFrame) -> dict[str, Any]:
+    """Whether the autoencoder's training had converged: the least-squares slope of the validation fidelity
+    loss per epoch over the last 10 % of the epochs (at least the last 3), and that slope times the number
+    of epochs relative to the final loss — the share of the loss another run of the same length would
+    remove at that rate (near 0: converged; −0.1: still falling by a tenth)."""
+    loss = history["val_fidelity"].to_numpy(float)
+    n = len(loss)
+    if n < 3:
+        return {"epochs": n, "last_10pct_slope_per_epoch": None, "relative_change_per_run": None}
+    k = max(3, int(np.ceil(0.1 * n)))
+    slope = float(np.polyfit(np.arange(k, dtype=float), loss[-k:], 1)[0])
+    return {
+        "epochs": n,
+        "final_val_fidelity": float(loss[-1]),
+        "last_10pct_slope_per_epoch": slope,
+        "relative_change_per_run": float(slope * n / loss[-1]) if loss[-1] != 0 else None,
+    }
 
 
 def outlier_counts(is_outlier: np.ndarray, kinds: np.ndarray) -> dict[str, int]:
