@@ -116,14 +116,12 @@ def benchmark_distances(
 
             # The photometric-noise model, distilled for as many steps (its cost per step is measured; the
             # catalog's cost per evaluation is the same as the CMD flow's).
+            def distil(model: torch.nn.Module, steps: int, batch: int, n_pool: int) -> torch.nn.Module:
+                noise = NoiseModelSettings(steps=steps, batch_size=batch, n_pool=n_pool)
+                return train_noise_model(model, stars.phot_err, noise, seed, device)[0]
+
             t0 = time.perf_counter()
-            noise_model, _ = train_noise_model(
-                trainer.model,
-                stars.phot_err,
-                NoiseModelSettings(steps=train_steps, batch_size=batch_size, n_pool=4 * batch_size),
-                seed,
-                device,
-            )
+            distil(trainer.model, train_steps, batch_size, 4 * batch_size)
             _sync(device)
             noise_steps_per_s = train_steps / (time.perf_counter() - t0)
 
@@ -136,13 +134,7 @@ def benchmark_distances(
                 device=device,
             )
             fit.train(until_step=fit_steps)
-            fitted_noise_model, _ = train_noise_model(
-                fit.model,
-                stars.phot_err,
-                NoiseModelSettings(steps=fit_steps, batch_size=fit_batch_size, n_pool=100 * fit_batch_size),
-                seed,
-                device,
-            )
+            fitted_noise_model = distil(fit.model, fit_steps, fit_batch_size, 100 * fit_batch_size)
             cat = stars.subset(np.arange(min(len(stars), catalog_stars)))
             schemes = {}
             runs = {
