@@ -359,10 +359,11 @@ def _interval_parts(
     """Into how many parts to split each interval (N, K − 1), ≥ 1 (module docstring, step 4).
 
     An interval whose higher end is within ``mass_window`` e-folds of the row's peak is split until it is
-    no wider than ``peak_spacing · exp(−depth / spacing_growth)`` (capped at ``tail_spacing``; depth: how
-    far its higher end lies below the peak) and the log posterior changes by at most ``max_step`` across
-    it. Rows without a node inside the support yet (a window narrower than the coarse spacing) are split
-    evenly once. No row grows beyond ``max_nodes``."""
+    no wider than ``peak_spacing · r`` (capped at ``tail_spacing``), the log posterior changes by at most
+    ``max_step · r`` across it and bends by at most ``max_bend · r``, with r = exp(depth / spacing_growth)
+    and depth how far the interval's higher end lies below the peak (e-folds). At most 16 parts per round:
+    a steep interval is split again in the next. Rows without a finite node yet are split evenly once. A
+    row that would grow beyond ``max_nodes`` is not refined further (its posterior is then coarser)."""
     h = np.diff(ln_d, axis=1)
     a, b = lp[:, :-1], lp[:, 1:]
     peak = np.max(lp, axis=1, keepdims=True)
