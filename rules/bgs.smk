@@ -90,6 +90,7 @@ if DESI_SIMULATED:
             truth=f"{DESI_DIR}/truth.parquet",
         log:
             f"{LOGS}/simulate_desi_spectra.log",
+        priority: 10
         conda:
             "../envs/latentsky.yaml"
         resources:
@@ -169,6 +170,7 @@ rule prepare_desi_spectra:
         f"{LOGS}/prepare_desi_spectra/{{survey}}.log",
     wildcard_constraints:
         survey="|".join(DESI_SURVEYS + ([DESI_HELDOUT_SURVEY] if DESI_HELDOUT else [])),
+    priority: 10
     retries: 1
     conda:
         "../envs/latentsky.yaml"
@@ -186,7 +188,9 @@ rule prepare_desi_spectra:
         "../scripts/prepare_desi_spectra.py"
 
 
-# SPENDER autoencoders (paper 003 Sec. 3.1): galaxies from BGS, stars from MWS.
+# SPENDER autoencoders (paper 003 Sec. 3.1): galaxies from BGS, stars from MWS. The BGS chain has priority 10
+# (train_cmd_flow 5): it is the demo's longest, and on 2 cores the scheduler otherwise fills both slots with
+# the CMD flow and the PELS-VAE first (measured: the galaxy autoencoder started at minute 8.8 of 19).
 rule train_bgs_autoencoder:
     input:
         spectra=DESI_SPECTRA,
@@ -198,6 +202,7 @@ rule train_bgs_autoencoder:
         f"{LOGS}/train_bgs_autoencoder/{{survey}}.log",
     wildcard_constraints:
         survey="|".join(DESI_SURVEYS),
+    priority: 10
     retries: 2
     conda:
         "../envs/latentsky.yaml"
@@ -227,6 +232,7 @@ rule train_bgs_flow:
         f"{LOGS}/train_bgs_flow/{{survey}}.log",
     wildcard_constraints:
         survey="|".join(DESI_SURVEYS),
+    priority: 10
     conda:
         "../envs/latentsky.yaml"
     threads: 2
@@ -271,6 +277,7 @@ rule bgs_catalog:
         ),
     log:
         f"{LOGS}/bgs_catalog.log",
+    priority: 10
     conda:
         "../envs/latentsky.yaml"
     threads: 2

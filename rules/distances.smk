@@ -135,6 +135,7 @@ rule train_cmd_flow:
         ),
     log:
         f"{LOGS}/train_cmd_flow.log",
+    priority: 5
     retries: 2
     conda:
         "../envs/latentsky.yaml"
