@@ -435,15 +435,24 @@ def encode_spectra(model, data: SpectraTensors, batch_size: int = 256) -> np.nda
     return np.concatenate(out) if out else np.zeros((0, model.encoder.n_latent), dtype=np.float32)
 
 
-def fidelity(model, instrument, data: SpectraTensors, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def fidelity(
+    model, instrument, data: SpectraTensors, batch_size: int = 256, latents: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Per spectrum: spender's fidelity loss and the reduced χ² = Σ w (y − ŷ)² / (number of weighted
-    pixels) of the observed-frame reconstruction."""
+    pixels) of the observed-frame reconstruction. ``latents`` (:func:`encode_spectra` of the same data)
+    spare the encoder, most of a pass's cost; without them the spectra are encoded here."""
     losses, chi2 = [], []
     with torch.no_grad():
         for start in range(0, len(data), batch_size):
-            b = data.index(np.arange(start, min(start + batch_size, len(data))))
-            losses.append(model.loss(b.spec, b.w, instrument, z=b.z, individual=True).cpu().numpy())
-            recon = model(b.spec, instrument, z=b.z)
+            idx = np.arange(start, min(start + batch_size, len(data)))
+            b = data.index(idx)
+            s = (
+                model.encode(b.spec)
+                if latents is None
+                else torch.as_tensor(latents[idx], device=b.spec.device)
+            )
+            losses.append(model.loss(b.spec, b.w, instrument, z=b.z, s=s, individual=True).cpu().numpy())
+            recon = model(b.spec, instrument, z=b.z, s=s)
             n = (b.w > 0).sum(dim=1).clamp_min(1)
             chi2.append(((b.w * (b.spec - recon) ** 2).sum(dim=1) / n).cpu().numpy())
     return np.concatenate(losses), np.concatenate(chi2)

@@ -120,7 +120,7 @@ def score_spectra(spectra: pd.DataFrame, models: BgsModels, device: str = "cpu")
     if len(rows):
         data = table_tensors(rows, models.bin_factor, device)
         s_gal = encode_spectra(models.galaxy_ae, data)
-        loss, chi2 = fidelity(models.galaxy_ae, models.instrument, data)
+        loss, chi2 = fidelity(models.galaxy_ae, models.instrument, data, latents=s_gal)
         s_star = encode_spectra(models.star_ae, data)
     else:
         # Nothing to score (no target of the class, or every row flagged): the flagged rows are still

@@ -31,6 +31,8 @@ __all__ = [
     "redshift_invariance",
     "pca_baseline",
     "pca_fit",
+    "pca_basis",
+    "pca_project",
     "pca_heldout_fit",
     "training_convergence",
     "outlier_counts",
@@ -81,10 +83,20 @@ def pca_fit(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(coefficients (N, K), reduced χ² (N,)) of each spectrum's weighted least-squares projection on the
     first ``n_components`` principal components of the training set."""
+    return pca_project(*pca_basis(train, train_w, n_components), data, data_w)
+
+
+def pca_basis(train: np.ndarray, train_w: np.ndarray, n_components: int) -> tuple[np.ndarray, np.ndarray]:
+    """(weighted mean (L,), first ``n_components`` principal components (K, L)) of the training spectra."""
     mean = np.average(train, axis=0, weights=np.maximum(train_w, 1e-12) if (train_w > 0).any() else None)
-    x = train - mean
-    _, _, vt = np.linalg.svd(x, full_matrices=False)
-    basis = vt[:n_components]  # (K, L)
+    _, _, vt = np.linalg.svd(train - mean, full_matrices=False)
+    return mean, vt[:n_components]
+
+
+def pca_project(
+    mean: np.ndarray, basis: np.ndarray, data: np.ndarray, data_w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted least-squares coefficients on ``basis`` and reduced χ² of each spectrum (see :func:`pca_fit`)."""
     chi2 = np.empty(len(data))
     coefs = np.empty((len(data), len(basis)))
     for i, (y, w) in enumerate(zip(data - mean, data_w, strict=True)):
@@ -246,10 +258,8 @@ def pca_heldout_fit(
     rest_d, w_d = restframe_matrix(
         data.spec.cpu().numpy(), data.w.cpu().numpy(), data.z.cpu().numpy(), wave_obs, wave_rest
     )
-    return (
-        pca_fit(rest_t, w_t, rest_t, w_t, n_components),
-        pca_fit(rest_t, w_t, rest_d, w_d, n_components),
-    )
+    mean, basis = pca_basis(rest_t, w_t, n_components)
+    return pca_project(mean, basis, rest_t, w_t), pca_project(mean, basis, rest_d, w_d)
 
 
 def training_convergence(history: pd.DataFrame) -> dict[str, Any]:
