@@ -495,9 +495,9 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
     truth_h = pd.read_parquet(workflow_run / "results/sources/desi/truth-bgs_heldout.parquet")
     assert len(truth_h) == 240 and not set(truth_h["target_id"]) & set(spectra["target_id"])
     assert heldout["n_spectra"] + sum(heldout["n_flagged_by_reader"].values()) == 240
-    assert list(heldout["scores"]) == [
+    assert set(heldout["scores"]) == {  # the JSON is written with sorted keys
         "spender_flow", "spender_fidelity_snr", "spender_combined", "pca_baseline", "pca_baseline_snr"
-    ]  # fmt: skip
+    }  # fmt: skip
     for figures in heldout["scores"].values():
         for key in ("auroc_all", "auroc_star", "ap_all", "precision_at_n_outliers"):
             lo, hi = figures[key]["ci90"]
