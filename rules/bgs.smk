@@ -287,5 +287,6 @@ rule bgs_catalog:
     params:
         bgs=BGS,
         seed=seed_for("bgs_catalog"),
+        population=DESI["simulated"]["population"] if DESI_SIMULATED else None,
     script:
         "../scripts/bgs_catalog.py"

@@ -44,6 +44,8 @@ with job_logging(smk) as log:
         seed=smk.params.seed, device=device, pca_components=cfg["pca_components"], truth=truth,
         heldout=heldout,
     )  # fmt: skip
+    if smk.params.population:
+        metrics["simulated_population"] = smk.params.population
     metrics["training_convergence"] = {
         survey: training_convergence(pd.read_parquet(path))
         for survey, path in zip(("galaxy_autoencoder", "star_autoencoder"), smk.input.histories, strict=True)

@@ -11,7 +11,12 @@ smk = snakemake  # noqa: F821 - injected by Snakemake
 
 with job_logging(smk) as log:
     cfg = smk.params.simulated
-    heldout = {"n_bgs": cfg["n_eval"], "n_mws": 0, "outlier_fraction": cfg["eval_outlier_fraction"]}
+    heldout = {
+        "n_bgs": cfg["n_eval"],
+        "n_mws": 0,
+        "outlier_fraction": cfg["eval_outlier_fraction"],
+        "population": cfg["population"],
+    }
     sim = simulate_desi(heldout, smk.params.seed, first_target_id=FIRST_TARGET_ID + HELDOUT_TARGET_OFFSET)
     record = job_record(smk, seed=smk.params.seed)
     write_desi_files(sim, np.arange(len(sim.targets)), smk.output.coadd, smk.output.redrock, record)

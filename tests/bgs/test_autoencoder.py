@@ -20,6 +20,7 @@ from latentsky.bgs.autoencoder import (
     binned_instrument,
     build_autoencoder,
     encode_spectra,
+    fill_masked,
     load_autoencoder,
     resolve_precision,
     save_autoencoder,
@@ -40,6 +41,21 @@ def test_binning_is_inverse_variance_weighted():
     inst = binned_instrument(8)
     assert inst.wave_obs.numel() == 7781 // 8
     assert float(inst.wave_obs[0]) == pytest.approx(3600.0 + 0.8 * 3.5)
+
+
+def test_masked_pixels_reach_the_encoder_filled_not_as_zeros():
+    flux = np.tile(np.linspace(1.0, 2.0, 12, dtype=np.float32), (3, 1))
+    ivar = np.ones_like(flux)
+    flux[0, 4:8] = 0.0  # a missing stretch, as a DESI coadd writes a missing arm
+    ivar[0, 4:8] = 0.0
+    flux[1, :3], ivar[1, :3] = 0.0, 0.0  # at the start: the nearest weighted pixel
+    ivar[2] = 0.0  # nothing weighted
+    filled = fill_masked(flux, ivar)
+    np.testing.assert_allclose(filled[0], np.linspace(1.0, 2.0, 12), rtol=1e-6)
+    np.testing.assert_allclose(filled[1, :3], flux[1, 3])
+    assert (filled[2] == 0).all()
+    data = spectra_tensors(flux, ivar, np.zeros(3), 1)
+    assert float(data.spec[0, 5]) == pytest.approx(filled[0, 5]) and float(data.w[0, 5]) == 0.0
 
 
 def test_redshift_augmentation_moves_lines_with_the_restframe():

@@ -8,7 +8,10 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from latentsky.bgs.evaluation import (
     auroc,
     average_precision,
+    components_to_noise_floor,
     detectability,
+    evaluation_kinds,
+    fidelity_by_snr,
     heldout_evaluation,
     latent_information,
     reference_percentile,
@@ -87,11 +90,11 @@ def test_score_evaluation_on_a_perfect_and_a_useless_score():
     assert p["precision_at_1pct"]["value"] == 1.0 and out["k_1pct"] == 10 and out["k_n_outliers"] == 100
     assert p["recall_at_1pct"]["value"] == pytest.approx(0.1)
     # A random score: AUROC near 0.5 inside its own interval, precision near the base rate (0.1).
-    lo, hi = u["auroc_all"]["ci90"]
+    lo, hi = u["auroc_all"]["ci"]
     assert lo < u["auroc_all"]["value"] < hi and lo < 0.5 < hi and hi - lo < 0.15
     assert abs(u["precision_at_n_outliers"]["value"] - 0.1) < 0.08
     d = out["paired_differences"]["diff"]["auroc_all"]
-    assert d["value"] == pytest.approx(1.0 - u["auroc_all"]["value"]) and d["ci90"][0] > 0.3
+    assert d["value"] == pytest.approx(1.0 - u["auroc_all"]["value"]) and d["ci"][0] > 0.3
 
 
 def test_heldout_evaluation_names_its_scores_and_counts_and_rates_unscorable_rows_lowest():
@@ -170,3 +173,44 @@ def test_latent_information_scores_held_out_galaxies_only():
     assert r2["young_fraction"] > 0.9 and r2["sigma_kms"] < 0.1
     assert "z" not in r2  # no such column: not reported
     assert out["n_test"] == int((t_te["kind"] == "galaxy").sum())
+
+
+def test_components_to_noise_floor_counts_the_rank_of_the_population():
+    rng = np.random.default_rng(3)
+    n_pix, rank = 400, 5
+    basis = np.linalg.qr(rng.normal(size=(n_pix, rank)))[0].T  # orthonormal rows
+    # Amplitudes falling by 3× per component: residual rms after k components ≈ 0.3·3^−k / √n_pix·…
+    amps = rng.normal(size=(600, rank)) * (3.0 ** -np.arange(rank)) * 2.0
+    spectra = 10.0 + amps @ basis * np.sqrt(n_pix)  # median ≈ 10: relative amplitudes 0.2, 0.067, …
+    out = components_to_noise_floor(spectra, snr=(3.0, 1e6))
+    # Rank 5, plus the flat spectrum that dividing each spectrum by its median scales by a different factor:
+    # at an unreachable S/N the count is 6 (the residual after 6 is round-off); at S/N 3 only the first
+    # component is above the noise.
+    assert out["components"]["snr_1e+06"]["median"] == rank + 1
+    assert out["components"]["snr_3"]["median"] <= 2
+    rms = out["residual_rms_median"]
+    assert rms["1"] > rms["2"] > rms["4"] > 1e-4 > 1e-10 > rms["6"]
+
+
+def test_fidelity_by_snr_bins_by_quantile_faint_first():
+    snr = np.arange(1.0, 101.0)
+    chi2 = 1.0 + (snr / 50.0) ** 2  # model mismatch grows as S/N²
+    out = fidelity_by_snr({"model": chi2}, snr, n_bins=4)
+    assert out["n_per_bin"] == [25, 25, 25, 25]
+    assert out["snr_edges"][0] == 1.0 and out["snr_edges"][-1] == 100.0
+    medians = out["model"]
+    assert medians == sorted(medians) and medians[0] == pytest.approx(1.0 + (13.0 / 50.0) ** 2, rel=0.01)
+
+
+def test_missing_arms_are_their_own_class_and_have_no_signal():
+    truth = pd.DataFrame(
+        {
+            "kind": ["galaxy", "calibration_fault", "calibration_fault", "star"],
+            "fault": [None, "b_missing", "r_x1.50", None],
+            "injected_delta_chi2_bin16": [np.nan, np.nan, 5000.0, np.nan],
+        }
+    )
+    assert evaluation_kinds(truth).tolist() == ["galaxy", "missing_arm", "calibration_fault", "star"]
+    out = detectability(truth, 16, 480)
+    assert out["classes"]["missing_arm"]["detectable"] is None
+    assert out["classes"]["calibration_fault"]["detectable"] is True

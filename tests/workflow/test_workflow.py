@@ -500,7 +500,7 @@ def test_bgs_catalog_has_one_row_per_target_and_flags_the_rest(workflow_run):
     }  # fmt: skip
     for figures in heldout["scores"].values():
         for key in ("auroc_all", "auroc_star", "ap_all", "precision_at_n_outliers"):
-            lo, hi = figures[key]["ci90"]
+            lo, hi = figures[key]["ci"]
             assert 0 <= lo <= hi <= 1 and 0 <= figures[key]["value"] <= 1, key
     dims = metrics["galaxy_latent_dimensionality"]
     assert len(dims["variance_fractions"]) == 6 and sum(dims["variance_fractions"]) == pytest.approx(1.0)

@@ -46,6 +46,7 @@ __all__ = [
     "resolve_precision",
     "binned_instrument",
     "bin_spectra",
+    "fill_masked",
     "restframe_grid",
     "restframe_pixels",
     "augment_redshift",
@@ -263,11 +264,28 @@ class SpectraTensors:
         return SpectraTensors(self.spec[it], self.w[it], self.z[it])
 
 
+def fill_masked(flux: np.ndarray, ivar: np.ndarray) -> np.ndarray:
+    """``flux`` with every zero-weight pixel replaced by linear interpolation between the nearest weighted
+    pixels (the nearest one beyond the ends; 0 where a row has none).
+
+    spender's encoder sees the spectrum, not its weights: a masked sky line or a missing spectrograph arm
+    (flux 0 in a DESI coadd) would reach it as a dip to zero — an 'anomaly' of the data's handling, not of
+    the object (issue 17). The losses weight these pixels by 0, so the fill only keeps them neutral."""
+    out = np.array(flux, dtype=np.float32, copy=True)
+    pix = np.arange(out.shape[1])
+    for i in np.flatnonzero((ivar <= 0).any(axis=1)):
+        good = ivar[i] > 0
+        out[i] = np.interp(pix, pix[good], out[i, good]) if good.any() else 0.0
+    return out
+
+
 def spectra_tensors(
     flux: np.ndarray, ivar: np.ndarray, z: np.ndarray, bin_factor: int, device: str | torch.device = "cpu"
 ) -> SpectraTensors:
-    """Bin and move normalised spectra (``latentsky.io.desi`` rows) to the device."""
+    """Bin, fill the masked pixels (:func:`fill_masked`) and move normalised spectra (``latentsky.io.desi``
+    rows) to the device."""
     f, w = bin_spectra(flux, ivar, bin_factor)
+    f = fill_masked(f, w)
     return SpectraTensors(
         torch.as_tensor(f, device=device),
         torch.as_tensor(w, device=device),

@@ -430,13 +430,21 @@ def _heldout_metrics(
     """:func:`latentsky.bgs.evaluation.heldout_evaluation` of the held-out set, every reference (PCA basis,
     S/N medians, percentiles) from the catalog's training rows; held-out spectra the reader flagged are
     counted per kind, not scored."""
-    from latentsky.bgs.evaluation import detectability, heldout_evaluation, latent_information
+    from latentsky.bgs.evaluation import (
+        detectability,
+        evaluation_kinds,
+        fidelity_by_snr,
+        heldout_evaluation,
+        latent_information,
+        population_complexity,
+    )
 
     h_spectra, h_scores, h_truth = heldout
     train = np.flatnonzero(rows["split"].to_numpy() == "train")
     h_rows = h_spectra[h_scores.usable]
-    kinds = h_truth.set_index("target_id").loc[h_rows["target_id"], "kind"].to_numpy(str)
-    all_kinds = h_truth.set_index("target_id").loc[h_spectra["target_id"], "kind"].to_numpy(str)
+    by_id = h_truth.set_index("target_id")
+    kinds = evaluation_kinds(by_id.loc[h_rows["target_id"]])
+    all_kinds = evaluation_kinds(by_id.loc[h_spectra["target_id"]])
     wave_obs = models.instrument.wave_obs.cpu().numpy()
     wave_rest = models.galaxy_ae.decoder.wave_rest.cpu().numpy()
     (coef_train, pca_train), (coef_heldout, pca_heldout) = pca_heldout_fit(
@@ -444,6 +452,9 @@ def _heldout_metrics(
     )
     log_p = scores.catalog.loc[scores.usable, "log_p_galaxy"].to_numpy()
     unscored = all_kinds[~h_scores.usable]
+    galaxies = kinds == "galaxy"
+    spec, w = h_scores.data.spec.cpu().numpy(), h_scores.data.w.cpu().numpy()
+    snr = np.array([np.median(s[wi > 0] * np.sqrt(wi[wi > 0])) for s, wi in zip(spec, w, strict=True)])
     return {
         **heldout_evaluation(
             kinds=kinds,
@@ -461,6 +472,10 @@ def _heldout_metrics(
             str(k): int(v) for k, v in zip(*np.unique(unscored, return_counts=True), strict=True)
         },
         "pca_components": pca_components,
+        "galaxy_fidelity_by_snr": fidelity_by_snr(
+            {"spender": h_scores.reduced_chi2[galaxies], "pca_baseline": pca_heldout[galaxies]}, snr[galaxies]
+        ),
+        "population_complexity": population_complexity(wave_rest, seed),
         "detectability": detectability(h_truth, models.bin_factor, int(models.instrument.wave_obs.numel())),
         "latent_information": latent_information(
             {"latents": scores.latents[train], "pca_coefficients": coef_train},

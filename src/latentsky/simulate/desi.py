@@ -46,6 +46,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.ndimage import gaussian_filter1d
+
+from latentsky.simulate.desi_galaxies import (
+    DESI_LSF_FWHM,
+    TEMPLATE_LINES,
+    calibration_wiggle,
+    draw_template_galaxy,
+    telluric_transmission,
+    template_galaxy_restframe,
+)
 
 __all__ = [
     "ARM_RANGES",
@@ -61,6 +71,10 @@ __all__ = [
     "write_desi_files",
     "injected_delta_chi2",
     "ORACLE_BIN_FACTORS",
+    "POPULATIONS",
+    "GALAXY_MAKERS",
+    "restframe_galaxies",
+    "to_observed_frame",
 ]
 
 C_KMS = 299_792.458
@@ -71,6 +85,8 @@ PIXEL = 0.8
 #: the depth of bright-time BGS coadds (module docstring).
 SKY_VARIANCE = 0.8
 OBJECT_VARIANCE = 0.3
+#: Galaxy populations (:func:`simulate_desi`'s ``population``).
+POPULATIONS = ("analytic", "templates")
 #: Outlier kinds injected into the BGS sample.
 OUTLIER_TYPES = ("star", "double_peaked", "broad_line_qso", "bal_qso", "blend", "calibration_fault")
 #: Calzetti et al. (2000): total-to-selective attenuation of starbursts, and the stellar continuum's colour
@@ -241,6 +257,77 @@ def _bgs_redshifts(rng: np.random.Generator, n: int) -> np.ndarray:
     return z[:n]
 
 
+def _analytic_galaxy(rng: np.random.Generator, rest: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """One galaxy of the analytic recipe (module docstring): restframe spectrum on ``rest`` and its truth."""
+    f = float(rng.beta(1.2, 1.8))
+    sigma = float(rng.uniform(50, 250))
+    ha = 0.0 if f < 0.3 else float(rng.uniform(1.0, 6.0)) * f
+    lines = {  # intrinsic amplitudes; dust is applied by galaxy_restframe
+        "Halpha": ha,
+        "NII_6584": ha * float(rng.uniform(0.2, 0.5)),
+        "Hbeta": ha / 2.86,
+        "OIII_5007": ha * float(rng.uniform(0.1, 1.0)),
+        "OII_3727": ha * float(rng.uniform(0.3, 1.0)),
+        "SII_6716": ha * 0.12,
+        "SII_6731": ha * 0.09,
+    }
+    lines["NII_6548"] = lines["NII_6584"] / 3.05
+    lines["OIII_4959"] = lines["OIII_5007"] / 2.98
+    info = {
+        "young_fraction": f,
+        "sigma_kms": sigma,
+        "break_strength": float(rng.uniform(0.35, 0.55)),
+        "old_teff": float(rng.uniform(4000.0, 5200.0)),
+        "ebv_gas": float(rng.uniform(0.0, 0.4)),
+    }
+    info["ebv_stars"] = STARS_TO_GAS_EBV * info["ebv_gas"]
+    spec = galaxy_restframe(
+        rest, f, info["break_strength"], sigma, lines, ebv_gas=info["ebv_gas"], old_teff=info["old_teff"]
+    )
+    return spec, {**info, **{f"line_{k}": v for k, v in lines.items()}}
+
+
+def _template_galaxy(rng: np.random.Generator, rest: np.ndarray) -> tuple[np.ndarray, dict[str, Any]]:
+    """One galaxy of the template population (:mod:`latentsky.simulate.desi_galaxies`)."""
+    params = draw_template_galaxy(rng)
+    spec, d4000 = template_galaxy_restframe(rest, params)
+    return spec, {**params, "d4000": d4000}
+
+
+#: Per population: (rng, restframe grid) → (noiseless restframe spectrum ≈ 1 at 5,500 Å, truth).
+GALAXY_MAKERS = {"analytic": _analytic_galaxy, "templates": _template_galaxy}
+
+
+def restframe_galaxies(population: str, n: int, seed: int, wave: np.ndarray) -> np.ndarray:
+    """(n, len(wave)) noiseless restframe spectra of ``population``'s inlier galaxies, each averaged over
+    the pixels of the ascending grid ``wave`` (bin edges halfway between its points), as a model with that
+    restframe grid sees them."""
+    rng = np.random.default_rng(seed)
+    fine = np.arange(max(wave[0] - 20.0, 1000.0), wave[-1] + 20.0, 0.4)
+    mid = 0.5 * (wave[1:] + wave[:-1])
+    edges = np.concatenate([[2 * wave[0] - mid[0]], mid, [2 * wave[-1] - mid[-1]]])
+    idx = np.searchsorted(fine, edges)
+    counts = np.maximum(np.diff(idx), 1)
+    out = np.empty((n, len(wave)))
+    for i in range(n):
+        spec, _ = GALAXY_MAKERS[population](rng, fine)
+        cumulative = np.concatenate([[0.0], np.cumsum(spec)])
+        out[i] = (cumulative[idx[1:]] - cumulative[idx[:-1]]) / counts
+    return out
+
+
+def to_observed_frame(
+    wave_obs: np.ndarray, wave_rest: np.ndarray, restflux: np.ndarray, z: float, lsf_fwhm: float = 0.0
+) -> np.ndarray:
+    """A restframe spectrum at redshift ``z`` on the observed grid ``wave_obs`` (uniform, :data:`PIXEL`
+    spacing): flux density divided by 1 + z, then convolved with a Gaussian line spread of ``lsf_fwhm`` Å
+    (0: none)."""
+    obs = np.interp(wave_obs, wave_rest * (1 + z), restflux) / (1 + z)
+    if lsf_fwhm > 0:
+        obs = gaussian_filter1d(obs, lsf_fwhm / (2 * np.sqrt(2 * np.log(2))) / PIXEL, mode="nearest")
+    return obs
+
+
 #: TARGETID of the first simulated spectrum (a held-out set starts elsewhere: :data:`HELDOUT_TARGET_OFFSET`).
 FIRST_TARGET_ID = 39_600_000_000_000_000
 HELDOUT_TARGET_OFFSET = 100_000_000
@@ -250,15 +337,20 @@ def simulate_desi(
     cfg: Mapping[str, Any], seed: int, first_target_id: int = FIRST_TARGET_ID
 ) -> DesiSimulation:
     """BGS galaxies (with injected outliers) and MWS stars; ``cfg``: ``n_bgs``, ``n_mws``,
-    ``outlier_fraction`` (of the BGS sample, split equally between :data:`OUTLIER_TYPES`). TARGETIDs run
-    from ``first_target_id``."""
+    ``outlier_fraction`` (of the BGS sample, split equally between :data:`OUTLIER_TYPES`) and optionally
+    ``population``: ``analytic`` (this module's recipe, the default: fast, for unit tests) or ``templates``
+    (:mod:`latentsky.simulate.desi_galaxies`: kcorrect continua, BPT lines, the DESI line spread, telluric
+    residuals and calibration wiggles). TARGETIDs run from ``first_target_id``."""
     rng = np.random.default_rng(seed)
     n_bgs, n_mws = int(cfg["n_bgs"]), int(cfg["n_mws"])
     frac = float(cfg["outlier_fraction"])
-    if n_bgs < 1 or n_mws < 0 or not 0 <= frac < 1:
+    population = str(cfg.get("population", "analytic"))
+    if n_bgs < 1 or n_mws < 0 or not 0 <= frac < 1 or population not in POPULATIONS:
         raise ValueError(
-            f"desi simulation needs n_bgs ≥ 1, n_mws ≥ 0, 0 ≤ outlier_fraction < 1, got {dict(cfg)}"
+            f"desi simulation needs n_bgs ≥ 1, n_mws ≥ 0, 0 ≤ outlier_fraction < 1 and population one of "
+            f"{POPULATIONS}, got {dict(cfg)}"
         )
+    templates = population == "templates"
     grids = _arm_grids()
     full = np.concatenate(
         [grids["b"], grids["r"][grids["r"] > grids["b"][-1]], grids["z"][grids["z"] > grids["r"][-1]]]
@@ -271,39 +363,11 @@ def simulate_desi(
     rng.shuffle(kinds)
     rows, spectra = [], []
 
-    def galaxy(z: float) -> tuple[np.ndarray, dict[str, float]]:
-        f = float(rng.beta(1.2, 1.8))
-        sigma = float(rng.uniform(50, 250))
-        ha = 0.0 if f < 0.3 else float(rng.uniform(1.0, 6.0)) * f
-        lines = {  # intrinsic amplitudes; dust is applied by galaxy_restframe
-            "Halpha": ha,
-            "NII_6584": ha * float(rng.uniform(0.2, 0.5)),
-            "Hbeta": ha / 2.86,
-            "OIII_5007": ha * float(rng.uniform(0.1, 1.0)),
-            "OII_3727": ha * float(rng.uniform(0.3, 1.0)),
-            "SII_6716": ha * 0.12,
-            "SII_6731": ha * 0.09,
-        }
-        lines["NII_6548"] = lines["NII_6584"] / 3.05
-        lines["OIII_4959"] = lines["OIII_5007"] / 2.98
-        info = {
-            "young_fraction": f,
-            "sigma_kms": sigma,
-            "break_strength": float(rng.uniform(0.35, 0.55)),
-            "old_teff": float(rng.uniform(4000.0, 5200.0)),
-            "ebv_gas": float(rng.uniform(0.0, 0.4)),
-        }
-        info["ebv_stars"] = STARS_TO_GAS_EBV * info["ebv_gas"]
-        spec = galaxy_restframe(
-            rest, f, info["break_strength"], sigma, lines, ebv_gas=info["ebv_gas"], old_teff=info["old_teff"]
-        )
-        return spec, {
-            **info,
-            **{f"line_{k}": v for k, v in lines.items()},
-        }
+    def galaxy(z: float) -> tuple[np.ndarray, dict[str, Any]]:
+        return GALAXY_MAKERS[population](rng, rest)
 
     def observe(restflux: np.ndarray, z: float) -> np.ndarray:
-        return np.interp(full, rest * (1 + z), restflux) / (1 + z)
+        return to_observed_frame(full, rest, restflux, z, DESI_LSF_FWHM if templates else 0.0)
 
     # The injected signal of each outlier (detectability oracle, issue 17): the noiseless spectrum minus
     # its inlier counterpart — what the object would be without the anomaly — in the observed frame.
@@ -328,7 +392,24 @@ def simulate_desi(
                 z = float(_bgs_redshifts(rng, 1)[0])
             restflux, info = galaxy(z)
             rr_type, rr_z = "GALAXY", z
-            if kind == "double_peaked":
+            if kind == "double_peaked" and templates:
+                # The strengths of real double-peaked emitters (review Sec. 1.5): [O III] EW 10–100 Å,
+                # components 300–800 km/s apart, each 80 km/s wide.
+                split = float(rng.uniform(300, 800))
+                lines = {k: info[f"line_{k}"] for k in TEMPLATE_LINES}
+                lines["OIII_5007"] = float(rng.uniform(10.0, 100.0))
+                lines["OIII_4959"] = lines["OIII_5007"] / 2.98
+                lines["Hbeta"] = max(lines["Hbeta"], lines["OIII_5007"] / 3.0)
+                lines["Halpha"] = max(lines["Halpha"], 2.86 * lines["Hbeta"])
+                lines["NII_6584"] = max(lines["NII_6584"], 0.5 * lines["Halpha"])
+                lines["NII_6548"] = lines["NII_6584"] / 3.05
+                restflux, _ = template_galaxy_restframe(rest, info, lines, split, 80.0)
+                # Counterpart: single-peaked lines of the pair's second moment, the same fluxes.
+                counterpart, _ = template_galaxy_restframe(
+                    rest, info, lines, 0.0, float(np.hypot(80.0, split / 2))
+                )
+                info["split_kms"] = split
+            elif kind == "double_peaked":
                 split = float(rng.uniform(200, 600))
                 lines = {k[5:]: v for k, v in info.items() if k.startswith("line_")}
                 lines = {
@@ -399,6 +480,14 @@ def simulate_desi(
         spectra.append(obs)
     targets = pd.DataFrame(rows)
     truth_flux = np.stack(spectra)
+    if templates:
+        # Instrument systematics every spectrum carries (not part of any outlier's signal): telluric
+        # residuals of ~10 % of the bands' depth, and per-arm flux-calibration wiggles.
+        absorbed = 1.0 - telluric_transmission(full)
+        for i in range(len(truth_flux)):
+            truth_flux[i] *= (1.0 + rng.normal(0.0, 0.1) * absorbed) * calibration_wiggle(
+                rng, full, ARM_RANGES
+            )
     sky = _sky(full)
     flux, ivar, mask = {}, {}, {}
     for arm, grid in grids.items():
@@ -419,6 +508,7 @@ def simulate_desi(
         arm = str(rng.choice(list(ARM_RANGES)))
         if rng.uniform() < 0.5:
             ivar[arm][i] = 0.0
+            flux[arm][i] = 0.0  # as a DESI coadd writes a missing arm
             targets.loc[i, "fault"] = f"{arm}_missing"  # no signal in the data: no Δχ² (NaN below)
         else:
             factor = float(rng.choice([rng.uniform(0.5, 0.8), rng.uniform(1.3, 1.8)]))
