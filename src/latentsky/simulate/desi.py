@@ -4,10 +4,14 @@ reader as real data (:func:`latentsky.io.desi.read_desi_coadd`).
 
 Recipe (every number is a physical anchor, not a fit):
 
-* **Galaxies.** A restframe spectrum is a mix of an old stellar population — a 4,500 K blackbody whose flux
-  blueward of 4,000 Å drops by a break D (0.35–0.55; the D4000 of red galaxies) with Ca II H & K
-  (3,934/3,969 Å), the G band (4,304 Å), Mg b (5,175 Å), Na D (5,893 Å) and weak Balmer absorption — and a
-  young population (a 12,000 K blackbody with strong Balmer absorption), mixed by the young fraction f.
+* **Galaxies** come from one of two populations (``population``): ``templates``, the default of the
+  workflow — real stellar-population continua with BPT-consistent lines and the DESI instrument's line
+  spread, telluric residuals and calibration wiggles (:mod:`latentsky.simulate.desi_galaxies`) — or
+  ``analytic``, this module's recipe, fast and kept for unit tests: a restframe spectrum is a mix of an
+  old stellar population — a 4,500 K blackbody whose flux blueward of 4,000 Å drops by a break D
+  (0.35–0.55; the D4000 of red galaxies) with Ca II H & K (3,934/3,969 Å), the G band (4,304 Å), Mg b
+  (5,175 Å), Na D (5,893 Å) and weak Balmer absorption — and a young population (a 12,000 K blackbody
+  with strong Balmer absorption), mixed by the young fraction f.
   Star-forming galaxies (f > 0.3) carry nebular emission: Hα with [N II] 6,584/Hα = 0.2–0.5 (6,548 at a
   third of 6,584, atomic physics), Hβ at Hα/2.86 (case B), [O III] 5,007 with 4,959 at 1/2.98 of it,
   [O II] 3,727, [S II] 6,716/6,731. Lines are Gaussians in velocity with the galaxy's dispersion σ
@@ -27,7 +31,9 @@ Recipe (every number is a physical anchor, not a fit):
   200–600 km/s apart), ``broad_line_qso`` (power-law continuum, broad Hα/Hβ/Mg II of FWHM 3,000–8,000 km/s
   plus the narrow lines), ``bal_qso`` (the same with a blueshifted broad Mg II absorption trough),
   ``blend`` (two galaxies at different redshifts in one fibre; Redrock gives the brighter one's z),
-  ``calibration_fault`` (one arm scaled by 0.5–0.8 or 1.3–1.8, or missing with zero weight).
+  ``calibration_fault`` (one arm scaled by 0.5–0.8 or 1.3–1.8, or missing: flux and weight 0, as a DESI
+  coadd writes it). With the template population, double-peaked emitters have the strengths of real ones
+  ([O III] EW 10–100 Å, components 300–800 km/s apart).
 * **Observation.** Fluxes scaled to r-band-like magnitudes 16–19.5, on the DESI arms B 3,600–5,800 Å,
   R 5,760–7,620 Å, Z 7,520–9,824 Å (0.8 Å pixels, the real coadd's grid); noise from a sky spectrum
   (continuum plus the sky lines ``spender`` lists, scaled by their intensity) and the object's Poisson term,
