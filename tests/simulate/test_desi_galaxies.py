@@ -145,3 +145,8 @@ def test_the_template_population_needs_more_components_than_the_analytic_one():
         for pop in ("analytic", "templates")
     }
     assert counts["templates"] > counts["analytic"]
+
+
+def test_an_unknown_population_is_refused_by_name():
+    with pytest.raises(ValueError, match="population one of"):
+        simulate_desi({"n_bgs": 10, "n_mws": 0, "outlier_fraction": 0.0, "population": "emiles"}, 1)
