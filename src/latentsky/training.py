@@ -1,4 +1,5 @@
-"""What every trainer shares: the device a job runs on and the key that ties a resume file to its run.
+"""What every trainer shares: the device a job runs on, the key that ties a resume file to its run, the
+train/val/test split and the ranks of a catalog's outlier score.
 
 The distance flow, PELS-VAE and the SPENDER autoencoders all train through these, so ``device: auto``
 means the same thing in every rule and a resume file from another configuration is never picked up.
@@ -8,8 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 
@@ -34,3 +37,29 @@ def run_key(**identity: Any) -> str:
     """The identity of a training run (settings, seed, data digests… as JSON-serialisable keywords): a resume
     file whose key differs belongs to another run and is ignored."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+SPLITS = ("train", "val", "test")
+
+
+def split_targets(target_id: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
+    """Random assignment of targets to train/val/test in the given fractions (70/15/15 in paper 003 Sec. 2;
+    the XP stage splits its stars the same way), stable under reordering: each target's split comes from a
+    seeded permutation of the sorted ids."""
+    ids = np.asarray(target_id)
+    order = np.random.default_rng(seed).permutation(len(ids))
+    sorted_pos = np.argsort(ids, kind="stable")
+    cuts = np.floor(np.cumsum(fractions)[:-1] / np.sum(fractions) * len(ids)).astype(int)
+    label = np.empty(len(ids), dtype=object)
+    for name, part in zip(SPLITS, np.split(order, cuts), strict=True):
+        label[sorted_pos[part]] = name
+    return label.astype(str)
+
+
+def outlier_ranks(log_p: np.ndarray, usable: np.ndarray) -> np.ndarray:
+    """1 for the lowest log p among ``usable`` rows, 2 for the next…; 0 for rows without a probability."""
+    ranks = np.zeros(len(log_p), dtype=np.int64)
+    idx = np.flatnonzero(usable & np.isfinite(log_p))
+    order = idx[np.argsort(log_p[idx], kind="stable")]
+    ranks[order] = np.arange(1, len(order) + 1)
+    return ranks

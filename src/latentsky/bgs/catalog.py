@@ -18,7 +18,6 @@ coadd through ``latentsky score-desi``) from the four model files (:func:`load_b
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +26,7 @@ import pandas as pd
 import pyarrow as pa
 
 from latentsky.bgs.flow import load_flow
+from latentsky.training import SPLITS, outlier_ranks, split_targets
 
 __all__ = [
     "SPLITS",
@@ -37,30 +37,6 @@ __all__ = [
     "Scores",
     "score_spectra",
 ]
-
-SPLITS = ("train", "val", "test")
-
-
-def split_targets(target_id: np.ndarray, fractions: Sequence[float], seed: int) -> np.ndarray:
-    """Random 70/15/15 (paper 003 Sec. 2) assignment of targets to train/val/test, stable under reordering:
-    each target's split comes from a seeded permutation of the sorted ids."""
-    ids = np.asarray(target_id)
-    order = np.random.default_rng(seed).permutation(len(ids))
-    sorted_pos = np.argsort(ids, kind="stable")
-    cuts = np.floor(np.cumsum(fractions)[:-1] / np.sum(fractions) * len(ids)).astype(int)
-    label = np.empty(len(ids), dtype=object)
-    for name, part in zip(SPLITS, np.split(order, cuts), strict=True):
-        label[sorted_pos[part]] = name
-    return label.astype(str)
-
-
-def outlier_ranks(log_p: np.ndarray, usable: np.ndarray) -> np.ndarray:
-    """1 for the lowest log p among ``usable`` rows, 2 for the next…; 0 for rows without a probability."""
-    ranks = np.zeros(len(log_p), dtype=np.int64)
-    idx = np.flatnonzero(usable & np.isfinite(log_p))
-    order = idx[np.argsort(log_p[idx], kind="stable")]
-    ranks[order] = np.arange(1, len(order) + 1)
-    return ranks
 
 
 @dataclass
