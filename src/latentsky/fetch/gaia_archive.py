@@ -81,6 +81,9 @@ _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 _DR2_BULK_NAME = re.compile(r"^GaiaSource_(\d+)_(\d+)\.csv\.gz$")
 _DR3_BULK_NAME = re.compile(r"^GaiaSource_(\d{6})-(\d{6})\.csv\.gz$")
+#: File-name prefix of the bulk gaia_source files; other DR3 bulk tables (e.g. XpContinuousMeanSpectrum)
+#: use the same "<prefix>_<hp8lo>-<hp8hi>.csv.gz" naming, so the helpers below take the prefix.
+GAIA_SOURCE_PREFIX = "GaiaSource"
 _MD5_NAME = re.compile(r"^_?MD5SUM\.txt$", re.IGNORECASE)
 #: HEALPix level of the ranges in DR3 bulk file names (Gaia DR3 documentation, Sec. 20.1 "Bulk data").
 DR3_BULK_HEALPIX_LEVEL = 8
@@ -305,10 +308,11 @@ class BulkPartition:
     md5_verified: bool = False
 
 
-def _bulk_file(name: str, url: str) -> BulkFile | None:
-    if m := _DR2_BULK_NAME.match(name):
+def _bulk_file(name: str, url: str, prefix: str = GAIA_SOURCE_PREFIX) -> BulkFile | None:
+    dr3_name = _DR3_BULK_NAME if prefix == GAIA_SOURCE_PREFIX else _hp8_range_name(prefix)
+    if prefix == GAIA_SOURCE_PREFIX and (m := _DR2_BULK_NAME.match(name)):
         first, last = int(m.group(1)), int(m.group(2))
-    elif m := _DR3_BULK_NAME.match(name):
+    elif m := dr3_name.match(name):
         # DR3 names carry a level-8 HEALPix range; its source_id range follows from the encoding.
         first = source_id_range(int(m.group(1)), DR3_BULK_HEALPIX_LEVEL)[0]
         last = source_id_range(int(m.group(2)), DR3_BULK_HEALPIX_LEVEL)[1]
@@ -319,15 +323,21 @@ def _bulk_file(name: str, url: str) -> BulkFile | None:
     return BulkFile(name=name, url=url, first_source_id=first, last_source_id=last)
 
 
-def _bulk_files_from_links(base_url: str, links: Iterable[str]) -> list[BulkFile]:
+def _hp8_range_name(prefix: str) -> re.Pattern[str]:
+    return re.compile(rf"^{re.escape(prefix)}_(\d{{6}})-(\d{{6}})\.csv\.gz$")
+
+
+def _bulk_files_from_links(
+    base_url: str, links: Iterable[str], prefix: str = GAIA_SOURCE_PREFIX
+) -> list[BulkFile]:
     files: dict[str, BulkFile] = {}
     for url in links:
         name = urlsplit(url).path.rsplit("/", 1)[-1]
-        bulk = _bulk_file(name, url)
+        bulk = _bulk_file(name, url, prefix)
         if bulk is not None:
             files[name] = bulk
     if not files:
-        raise FetchError(f"{base_url}: the directory index lists no GaiaSource_*.csv.gz files")
+        raise FetchError(f"{base_url}: the directory index lists no {prefix}_*.csv.gz files")
     return sorted(files.values(), key=lambda f: f.first_source_id)
 
 
@@ -338,6 +348,7 @@ def list_bulk_files(
     timeout: float = 60.0,
     retries: int = 3,
     backoff_s: float = 2.0,
+    prefix: str = GAIA_SOURCE_PREFIX,
 ) -> list[BulkFile]:
     """The bulk gaia_source files linked from the archive's directory index, sorted by source_id.
 
@@ -348,16 +359,19 @@ def list_bulk_files(
     session, timeout, retries, backoff_s
         HTTP session (default: a new one), timeout per request in s, retries of transient failures and
         the first backoff delay in s (doubling).
+    prefix
+        File-name prefix: ``GaiaSource`` (DR2 and DR3 names), or another DR3 bulk table's
+        (``XpContinuousMeanSpectrum``), whose names are ``<prefix>_<hp8lo>-<hp8hi>.csv.gz``.
 
     Raises
     ------
     FetchError
-        Naming ``base_url`` if the index cannot be fetched or lists no ``GaiaSource_*`` file.
+        Naming ``base_url`` if the index cannot be fetched or lists no ``<prefix>_*`` file.
     """
     links = index_links(
         http_session(session), base_url, timeout=timeout, retries=retries, backoff_s=backoff_s
     )
-    return _bulk_files_from_links(base_url, links)
+    return _bulk_files_from_links(base_url, links, prefix)
 
 
 def select_bulk_files(files: Iterable[BulkFile], pixel: int, order: int) -> list[BulkFile]:
@@ -462,6 +476,7 @@ def fetch_bulk_partition(
     backoff_s: float = 2.0,
     progress: bool = True,
     provenance: Mapping[str, Any] | None = None,
+    prefix: str = GAIA_SOURCE_PREFIX,
 ) -> BulkPartition:
     """Download the archive's bulk gaia_source files that overlap a partition and keep its rows.
 
@@ -488,6 +503,8 @@ def fetch_bulk_partition(
         Show tqdm progress bars (files, and bytes of the current file).
     provenance
         Provenance record for a Parquet output (:mod:`latentsky.provenance`).
+    prefix
+        Bulk file-name prefix (see :func:`list_bulk_files`).
 
     Returns
     -------
@@ -510,7 +527,7 @@ def fetch_bulk_partition(
     http = http_session(session)
     kw = {"timeout": timeout, "retries": retries, "backoff_s": backoff_s}
     links = index_links(http, base_url, **kw)
-    files = _bulk_files_from_links(base_url, links)
+    files = _bulk_files_from_links(base_url, links, prefix)
     selected = [f for f in files if f.overlaps(lo, hi)]
     log.info(
         "partition %d at order %d (source_id %d–%d): %d of %d bulk files overlap",
