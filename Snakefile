@@ -21,6 +21,7 @@ include: "rules/crossmatch.smk"
 include: "rules/lightcurves.smk"
 include: "rules/pelsvae.smk"
 include: "rules/bgs.smk"
+include: "rules/xp.smk"
 include: "rules/release.smk"
 
 

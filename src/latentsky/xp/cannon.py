@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["CannonModel", "fit_cannon"]
+__all__ = ["CannonModel", "fit_cannon", "save_cannon", "load_cannon"]
 
 #: Ridge added to the normal equations, relative to the mean diagonal of VᵀWV (numerical safety only).
 _RIDGE = 1e-10
@@ -432,3 +432,33 @@ def fit_cannon(
     model.theta = _solve_theta(vv, design, x, sig2, s2)
     model.s2 = s2
     return model
+
+
+def save_cannon(path: str | PathLike[str], model: CannonModel, normalisation: dict, provenance: dict) -> Path:
+    """The workflow's model file: the Cannon's arrays and the coefficient normalisation it was fitted in
+    (:class:`latentsky.xp.svae.XpNormalisation` as a dict) in a latentsky checkpoint, with provenance."""
+    from latentsky.provenance.files import save_checkpoint
+
+    state = {
+        "kind": "xp-cannon",
+        "label_names": list(model.label_names),
+        "fiducial": model.fiducial.tolist(),
+        "scale": model.scale.tolist(),
+        "theta": model.theta.tolist(),
+        "s2": model.s2.tolist(),
+        "order": model.order,
+        "scatter_mode": model.scatter_mode,
+        "normalisation": dict(normalisation),
+    }
+    return save_checkpoint(state, path, provenance)
+
+
+def load_cannon(path: str | PathLike[str]) -> tuple[CannonModel, dict]:
+    """(model, normalisation dict) from :func:`save_cannon`'s file."""
+    from latentsky.provenance.files import load_checkpoint
+
+    state, _ = load_checkpoint(path)
+    if state.get("kind") != "xp-cannon":
+        raise ValueError(f"{path}: not an XP Cannon model file (kind {state.get('kind')!r})")
+    keys = ("label_names", "fiducial", "scale", "theta", "s2", "order", "scatter_mode")
+    return CannonModel(**{k: state[k] for k in keys}), state["normalisation"]

@@ -1,0 +1,221 @@
+# Gaia XP (paper 001): the scatter VAE and The Cannon on the same stars, the latent catalog, the evaluation.
+XP = config["xp"]
+SVAE = config["svae"]
+CANNON = config["cannon"]
+
+XP_DIR = f"{RESULTS}/sources/xp"
+XP_SAMPLES = ["crossmatch", "unlabelled"]
+XP_SIMULATED = XP["kind"] == "simulated"
+XP_MODEL_DIR = f"{RESULTS}/models/xp"
+SVAE_PRESETS = list(SVAE["presets"])
+SVAE_MODEL = f"{XP_MODEL_DIR}/svae_{{preset}}.pt"
+XP_CATALOG = f"{RESULTS}/catalogs/xp_latents.parquet"
+XP_FIGURES = [
+    "example_reconstruction",
+    "normalised_errors",
+    "latent_coverage",
+    "training_curves",
+]
+# One split of the cross-match for the sVAE presets and the Cannon (test stars are never trained on).
+XP_SPLIT_SEED = seed_for("xp_split")
+
+if SVAE["catalog_preset"] not in SVAE_PRESETS:
+    raise ValueError(
+        f"svae.catalog_preset {SVAE['catalog_preset']!r} is not one of svae.presets {SVAE_PRESETS}"
+    )
+if not XP_SIMULATED and not XP["file"]["crossmatch"]:
+    raise ValueError(
+        "xp.kind is 'file' but xp.file.crossmatch lists no XP table of labelled stars"
+    )
+
+RELEASED["xp"] = lambda wildcards=None: [
+    *expand(f"{XP_DIR}/{{sample}}.parquet", sample=XP_SAMPLES),
+    *(
+        expand(f"{XP_DIR}/truth-{{sample}}.parquet", sample=XP_SAMPLES)
+        if XP_SIMULATED
+        else []
+    ),
+    *expand(SVAE_MODEL, preset=SVAE_PRESETS),
+    *expand(
+        f"{XP_MODEL_DIR}/svae_{{preset}}_history.parquet", preset=SVAE_PRESETS
+    ),
+    f"{XP_MODEL_DIR}/cannon.pt",
+    XP_CATALOG,
+    f"{METRICS}/xp_svae.json",
+    *expand(f"{FIGURES}/xp/{{name}}.png", name=XP_FIGURES),
+]
+
+
+if XP_SIMULATED:
+
+    # Physically shaped SEDs on Gaia's own DR3 BP/RP basis (GaiaXPy), with known truth (spec A2).
+    rule simulate_xp_survey:
+        output:
+            tables=expand(f"{XP_DIR}/{{sample}}.parquet", sample=XP_SAMPLES),
+            truth=expand(f"{XP_DIR}/truth-{{sample}}.parquet", sample=XP_SAMPLES),
+        log:
+            f"{LOGS}/simulate_xp_survey.log",
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=30,
+        params:
+            simulated=XP["simulated"],
+            samples=XP_SAMPLES,
+            seed=seed_for("simulate_xp_survey"),
+        script:
+            "../scripts/simulate_xp_survey.py"
+
+else:
+
+    # A user's XP tables (any archive format) in the one Parquet layout, the labels of the cross-match
+    # joined from APOGEE DR17 allStar by Gaia source_id.
+    rule prepare_xp_sources:
+        input:
+            tables=lambda wildcards: XP["file"][wildcards.sample],
+            allstar=lambda wildcards: (
+                [XP["file"]["allstar"]]
+                if wildcards.sample == "crossmatch" and XP["file"]["allstar"]
+                else []
+            ),
+        output:
+            f"{XP_DIR}/{{sample}}.parquet",
+        log:
+            f"{LOGS}/prepare_xp_sources/{{sample}}.log",
+        wildcard_constraints:
+            sample="|".join(XP_SAMPLES),
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=60,
+        script:
+            "../scripts/prepare_xp_sources.py"
+
+
+# The scatter VAE (paper 001 Sec. 2), one model per preset: the paper's and the authors' 2024 code.
+rule train_svae:
+    input:
+        crossmatch=f"{XP_DIR}/crossmatch.parquet",
+    output:
+        model=SVAE_MODEL,
+        history=f"{XP_MODEL_DIR}/svae_{{preset}}_history.parquet",
+    log:
+        f"{LOGS}/train_svae/{{preset}}.log",
+    wildcard_constraints:
+        preset="|".join(SVAE_PRESETS),
+    retries: 2
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 1
+    resources:
+        gpu=1,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 240 * attempt,
+    params:
+        settings=lambda wildcards: SVAE["presets"][wildcards.preset],
+        preset=lambda wildcards: wildcards.preset,
+        device=SVAE["device"],
+        missing_band=SVAE["missing_band"],
+        split=XP["split"],
+        split_seed=XP_SPLIT_SEED,
+        seed=lambda wildcards: seed_for(f"train_svae_{wildcards.preset}"),
+        # Kept between attempts (not an output), so a preempted job resumes after its last checkpoint.
+        resume=f"{XP_MODEL_DIR}/svae_{{preset}}_resume.pt",
+    script:
+        "../scripts/train_svae.py"
+
+
+# The Cannon (Ness et al. 2015) on the same training stars and catalog labels (paper 001 Sec. 3).
+rule fit_xp_cannon:
+    input:
+        crossmatch=f"{XP_DIR}/crossmatch.parquet",
+    output:
+        model=f"{XP_MODEL_DIR}/cannon.pt",
+    log:
+        f"{LOGS}/fit_xp_cannon.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        cannon=CANNON,
+        missing_band=SVAE["missing_band"],
+        split=XP["split"],
+        split_seed=XP_SPLIT_SEED,
+    script:
+        "../scripts/fit_xp_cannon.py"
+
+
+# The latent catalog: one row per star of both samples (spec A1.6, A5), with the Cannon beside it.
+rule xp_catalog:
+    input:
+        tables=expand(f"{XP_DIR}/{{sample}}.parquet", sample=XP_SAMPLES),
+        model=SVAE_MODEL.format(preset=SVAE["catalog_preset"]),
+        cannon=f"{XP_MODEL_DIR}/cannon.pt",
+    output:
+        XP_CATALOG,
+    log:
+        f"{LOGS}/xp_catalog.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        samples=XP_SAMPLES,
+        missing_band=SVAE["missing_band"],
+        split=XP["split"],
+        split_seed=XP_SPLIT_SEED,
+    script:
+        "../scripts/xp_catalog.py"
+
+
+# The paper's figures of merit on the held-out stars, every preset beside the Cannon (spec A3).
+rule evaluate_xp_svae:
+    input:
+        **(
+            {
+                "truth": expand(
+                    f"{XP_DIR}/truth-{{sample}}.parquet", sample=XP_SAMPLES
+                )
+            }
+            if XP_SIMULATED
+            else {}
+        ),
+        tables=expand(f"{XP_DIR}/{{sample}}.parquet", sample=XP_SAMPLES),
+        models=expand(SVAE_MODEL, preset=SVAE_PRESETS),
+        histories=expand(
+            f"{XP_MODEL_DIR}/svae_{{preset}}_history.parquet", preset=SVAE_PRESETS
+        ),
+        cannon=f"{XP_MODEL_DIR}/cannon.pt",
+        catalog=XP_CATALOG,
+    output:
+        metrics=f"{METRICS}/xp_svae.json",
+        figures=[
+            report(
+                f"{FIGURES}/xp/{name}.png",
+                caption=f"../resources/report/captions/xp_{name}.rst",
+                category="Gaia XP scatter VAE",
+            )
+            for name in XP_FIGURES
+        ],
+    log:
+        f"{LOGS}/evaluate_xp_svae.log",
+    conda:
+        "../envs/latentsky.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        presets=SVAE_PRESETS,
+        catalog_preset=SVAE["catalog_preset"],
+        missing_band=SVAE["missing_band"],
+        split=XP["split"],
+        split_seed=XP_SPLIT_SEED,
+        seed=seed_for("evaluate_xp_svae"),
+    script:
+        "../scripts/evaluate_xp_svae.py"
