@@ -86,11 +86,17 @@ with job_logging(smk) as log:
         if truth:
             tc = truth["crossmatch"].iloc[np.flatnonzero(not_trained)]
             labels = {n: tc[n].to_numpy(dtype=float) for n in ev.TRUTH_LABELS}
-            m["latent_label_information"] = ev.latent_label_information(mu_nt, labels, seed)
+            # The random forest (slow) for the catalog's preset and the PCA baseline; k-NN for every preset.
+            primary = preset == smk.params.catalog_preset
+            m["latent_label_information"] = ev.latent_label_information(
+                mu_nt, labels, seed, random_forest=primary
+            )
             pca = ev.pca_latents(
                 inp.x[(split == "train") & inp.usable], inp.x[not_trained], settings.latent_dim
             )
-            m["pca_baseline_label_information"] = ev.latent_label_information(pca, labels, seed)
+            m["pca_baseline_label_information"] = ev.latent_label_information(
+                pca, labels, seed, random_forest=primary
+            )
             tu = truth["unlabelled"].iloc[np.flatnonzero(inp_u.usable)]
             kinds = tu["anomaly_kind"].to_numpy()
             rec = encode_xp(model, inp_u.x[inp_u.usable])

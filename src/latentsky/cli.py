@@ -362,6 +362,44 @@ def _run_score_desi(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_xp_encode(args: argparse.Namespace) -> int:
+    """Latents, scatter and anomaly scores of a user's XP table under a trained scatter VAE (paper 001)."""
+    from pathlib import Path
+
+    from latentsky.io.gaia_xp import read_xp_continuous
+    from latentsky.provenance.files import write_parquet
+    from latentsky.provenance.record import build_record
+    from latentsky.training import describe_device, resolve_device
+    from latentsky.xp.catalog import xp_catalog
+    from latentsky.xp.svae import load_svae
+
+    if not Path(args.model).is_file():
+        print(f"error: model file not found: {args.model} (rule train_svae writes it)", file=sys.stderr)
+        return 2
+    device = resolve_device(args.device)
+    model, settings, norm = load_svae(args.model, device)
+    table = read_xp_continuous(args.table)
+    catalog = xp_catalog({"user": (table, None)}, model, norm, missing_band=args.missing_band)
+    params = {"missing_band": args.missing_band, "architecture": settings.architecture}
+    record = build_record(
+        rule="xp-encode",
+        inputs=[args.table, args.model],
+        params=params,
+        config={"svae": params},
+        device=describe_device(device),
+    )
+    write_parquet(catalog, args.out, record)
+    n = int(catalog["has_latent"].sum())
+    print(f"wrote {len(catalog)} rows ({n} with a latent) to {args.out}")
+    for row in catalog.loc[~catalog["has_latent"]].itertuples():
+        print(f"  {row.source_id}: no latent ({row.flag_names})")
+    if not catalog["g_flux_source"].eq("phot_g_mean_flux").all():
+        print(
+            "  note: some G fluxes came from phot_g_mean_mag (zero point 25.6874) or are missing; see g_flux_source"
+        )
+    return 0
+
+
 def _run_benchmark_pelsvae(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_pelsvae, format_pelsvae_results
     from latentsky.training import resolve_device
@@ -577,6 +615,32 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
     p.add_argument("--out", required=True, help="output Parquet file")
     p.set_defaults(func=_run_score_desi)
+
+    p = sub.add_parser(
+        "xp",
+        help="Gaia XP spectra under the trained scatter VAE (paper 001)",
+    )
+    xsub = p.add_subparsers(dest="xp_command", metavar="COMMAND", required=True)
+    x = xsub.add_parser(
+        "encode",
+        help="latents, scatter and anomaly scores of an XP table (any archive format)",
+        description="Reads Gaia DR3 XP continuous spectra (archive CSV, ECSV, VOTable, FITS, a datalink zip or "
+        "Parquet; phot_g_mean_flux or phot_g_mean_mag beside them), encodes them with a model written by rule "
+        "train_svae and writes the catalog's columns (latent mean and log-variance, reduced χ² with and "
+        "without the star's scatter, the scatter per coefficient, anomaly score and rank, flags) as Parquet "
+        "with provenance; one row per input star.",
+    )
+    x.add_argument("table", help="XP table file")
+    x.add_argument("--model", default="results/models/xp/svae_paper.pt", help="sVAE model file")
+    x.add_argument(
+        "--missing-band",
+        choices=("flag", "mask"),
+        default="flag",
+        help="a star without BP or RP: flag it (no latent) or encode it with the band masked",
+    )
+    x.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    x.add_argument("--out", required=True, help="output Parquet file")
+    x.set_defaults(func=_run_xp_encode)
 
     p = sub.add_parser(
         "compare-runs",

@@ -669,7 +669,12 @@ def read_xp_continuous(
     else:
         p = Path(path_or_table)
         path = str(p)
-        sources = _read_bytes(p.read_bytes(), p.name, p.name)
+        if p.suffix.lower() in (".parquet", ".pq") and not with_correlations:
+            # The correlation columns are most of a Parquet file's bytes: columnar reading skips them.
+            names = [n for n in pq.read_schema(p).names if n.lower() not in _CORRELATION_COLUMNS]
+            sources = [_from_arrow(pq.read_table(p, columns=names), p.name)]
+        else:
+            sources = _read_bytes(p.read_bytes(), p.name, p.name)
     tables = [_table_from_source(src, with_correlations=with_correlations, path=path) for src in sources]
     return concat_xp_tables(tables) if len(tables) > 1 else tables[0]
 

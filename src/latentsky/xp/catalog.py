@@ -14,6 +14,7 @@ authors' notebooks store a reparameterised sample, which no one can reproduce).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -128,6 +129,8 @@ def xp_catalog(
     Cannon columns are filled for stars with finite labels when ``cannon`` is given. Anomaly ranks are over
     all samples together."""
     parts = []
+    # Rows without any usable coefficient give all-NaN residual rows: their summaries are NaN by design.
+    warnings.filterwarnings("ignore", message="(Mean of empty slice|All-NaN slice)", category=RuntimeWarning)
     for sample, (table, labels) in tables.items():
         inputs = model_inputs(table, norm, missing_band)
         out = encode_xp(model, inputs.x)
