@@ -36,9 +36,7 @@ RELEASED["xp"] = lambda wildcards=None: [
         else []
     ),
     *expand(SVAE_MODEL, preset=SVAE_PRESETS),
-    *expand(
-        f"{XP_MODEL_DIR}/svae_{{preset}}_history.parquet", preset=SVAE_PRESETS
-    ),
+    *expand(f"{XP_MODEL_DIR}/svae_{{preset}}_history.parquet", preset=SVAE_PRESETS),
     f"{XP_MODEL_DIR}/cannon.pt",
     XP_CATALOG,
     f"{METRICS}/xp_svae.json",
@@ -177,11 +175,7 @@ rule xp_catalog:
 rule evaluate_xp_svae:
     input:
         **(
-            {
-                "truth": expand(
-                    f"{XP_DIR}/truth-{{sample}}.parquet", sample=XP_SAMPLES
-                )
-            }
+            {"truth": expand(f"{XP_DIR}/truth-{{sample}}.parquet", sample=XP_SAMPLES)}
             if XP_SIMULATED
             else {}
         ),

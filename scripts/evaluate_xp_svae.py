@@ -6,7 +6,7 @@ import pandas as pd
 
 from latentsky.io.gaia_xp import read_xp_continuous
 from latentsky.jobs import job_logging, job_record, use_job_threads
-from latentsky.provenance.files import save_figure, write_json
+from latentsky.provenance.files import nan_to_null, save_figure, write_json
 from latentsky.xp import evaluation as ev
 from latentsky.xp import figures
 from latentsky.xp.cannon import load_cannon
@@ -122,7 +122,7 @@ with job_logging(smk) as log:
     for name, a in metrics["acceptance"].items():
         log.info("%s: %.4g (target %s) %s", name, a["value"], a["target"], "met" if a["met"] else "NOT met")
     record = job_record(smk, seed=seed)
-    write_json(metrics, smk.output.metrics, record)
+    write_json(nan_to_null(metrics), smk.output.metrics, record)
 
     inp, out, r_s, r_c, mu_c, mu_u, m = keep[smk.params.catalog_preset]
     norm_std = XpNormalisation.from_dict(cannon_norm).std
