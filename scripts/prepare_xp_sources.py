@@ -1,0 +1,28 @@
+"""Rule prepare_xp_sources (xp.kind file): a user's XP tables in the project's Parquet layout, the cross-match
+with its APOGEE DR17 labels joined by Gaia source_id (spec A4.2). One row per input star: a star without an
+allStar row keeps NaN labels (the Cannon skips it; the sVAE does not need labels)."""
+
+import numpy as np
+import pyarrow as pa
+
+from latentsky.fetch.gaia_xp import read_apogee_allstar
+from latentsky.io.gaia_xp import concat_xp_tables, read_xp_continuous, xp_table_to_arrow
+from latentsky.jobs import job_logging, job_record
+from latentsky.provenance.files import write_parquet
+from latentsky.xp.catalog import LABEL_COLUMNS
+
+smk = snakemake  # noqa: F821 - injected by Snakemake
+
+with job_logging(smk) as log:
+    table = concat_xp_tables([read_xp_continuous(p) for p in smk.input.tables])
+    arrow = xp_table_to_arrow(table)
+    if smk.input.allstar:
+        allstar = read_apogee_allstar(smk.input.allstar[0])
+        stars = allstar[~allstar["duplicate"] & ~allstar["no_gaia_id"]].drop_duplicates("GAIAEDR3_SOURCE_ID")
+        stars = stars.set_index("GAIAEDR3_SOURCE_ID").reindex(np.asarray(table.source_id))
+        for column in [*LABEL_COLUMNS.values(), "TEFF_ERR", "LOGG_ERR", "M_H_ERR", "APOGEE_ID"]:
+            if column in stars.columns:
+                arrow = arrow.append_column(column, pa.array(stars[column].to_numpy()))
+        log.info("%d of %d stars have an allStar row", int(stars["TEFF"].notna().sum()), len(stars))
+    log.info("%d stars from %d table(s)", len(table.source_id), len(smk.input.tables))
+    write_parquet(arrow, smk.output[0], job_record(smk))
