@@ -454,3 +454,69 @@ def format_bgs_results(r: dict) -> str:
             f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB{gpu}",
         ]
     )
+
+
+#: Gaia DR3's XP spectra (paper 001: "220+ million") and the paper's cross-match training set (Sec. 2.3:
+#: ~5×10⁵, 90 % of it trained on).
+GAIA_DR3_XP_SPECTRA = 220_000_000
+PAPER_XP_TRAINING_STARS = 450_000
+
+
+def benchmark_xp(
+    device: torch.device, *, n_encode: int = 200_000, n_train: int = 40_960, seed: int = 0
+) -> dict:
+    """Encoding and training throughput of both scatter-VAE presets (paper 001).
+
+    Encoding: ``n_encode`` standardised spectra → μ, ln σ², x̂ and ŝ at μ (what the catalog stores), in
+    batches of 8,192. Training: one epoch of :func:`latentsky.xp.svae.train_svae` at the preset's batch size
+    on ``n_train`` stars, including its end-of-epoch passes over the training and validation sets. The
+    weights do not change the cost, so random inputs stand in for spectra."""
+    from latentsky.xp.svae import SvaeSettings, build_svae, encode_xp, train_svae
+
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    x = rng.normal(size=(n_encode, 110)).astype(np.float32)
+    presets = {
+        "paper": SvaeSettings(epochs=1),
+        "code": SvaeSettings(architecture="code", loss_reduction="sum", optimizer="adamw", lr=1e-4, epochs=1),
+    }
+    out: dict = {"device": describe_device(device), "n_encode": n_encode, "n_train": n_train, "presets": {}}
+    for name, settings in presets.items():
+        model = build_svae(settings).to(device).eval()
+        encode_xp(model, x[:8192])  # warm-up
+        _sync(device)
+        t0 = time.perf_counter()
+        encode_xp(model, x)
+        _sync(device)
+        encode_rate = n_encode / (time.perf_counter() - t0)
+        xt = x[:n_train].astype(np.float64)
+        sets = (xt, np.full_like(xt, 0.05), np.ones_like(xt))
+        val = tuple(a[: n_train // 9] for a in sets)
+        t0 = time.perf_counter()
+        train_svae(sets, val, settings, seed=seed, device=device)
+        _sync(device)
+        epoch_rate = n_train / (time.perf_counter() - t0)
+        out["presets"][name] = {
+            "encode_stars_per_s": encode_rate,
+            "train_stars_per_s": epoch_rate,
+            "batch_size": settings.batch_size,
+            "dr3_encode_hours": GAIA_DR3_XP_SPECTRA / encode_rate / 3600,
+            "paper_epoch_s": PAPER_XP_TRAINING_STARS / epoch_rate,
+        }
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def format_xp_results(r: dict) -> str:
+    lines = [f"scatter VAE (paper 001) on {r['device']}"]
+    epochs = {"paper": 100, "code": 5000}  # paper Sec. 2.3; the authors' train.log
+    for name, p in r["presets"].items():
+        lines += [
+            f"  preset {name}: encode {p['encode_stars_per_s']:,.0f} stars/s → all {GAIA_DR3_XP_SPECTRA / 1e6:.0f}M "
+            f"DR3 XP spectra in {p['dr3_encode_hours']:.2f} h",
+            f"    training {p['train_stars_per_s']:,.0f} stars/s at batch {p['batch_size']} → one epoch of "
+            f"{PAPER_XP_TRAINING_STARS:,} stars {p['paper_epoch_s']:.0f} s, {epochs[name]} epochs "
+            f"{p['paper_epoch_s'] * epochs[name] / 3600:.1f} h",
+        ]
+    lines.append(f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)

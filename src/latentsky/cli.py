@@ -411,6 +411,16 @@ def _run_benchmark_pelsvae(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_benchmark_xp(args: argparse.Namespace) -> int:
+    from latentsky.benchmark import benchmark_xp, format_xp_results
+    from latentsky.training import resolve_device
+
+    print(
+        format_xp_results(benchmark_xp(resolve_device(args.device), n_encode=args.stars, n_train=args.train))
+    )
+    return 0
+
+
 def _run_benchmark_bgs(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_bgs, format_bgs_results
     from latentsky.training import resolve_device
@@ -558,6 +568,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--points", type=int, default=300, help="epochs per light curve (default 300)")
     b.add_argument("--repeats", type=int, default=5, help="timed repetitions (the median is printed)")
     b.set_defaults(func=_run_benchmark_pelsvae)
+    b = bsub.add_parser(
+        "xp",
+        help="scatter VAE (paper 001): encoding and training stars/s, extrapolated to 220M DR3 XP spectra",
+    )
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    b.add_argument("--stars", type=int, default=200_000, help="spectra encoded (default 200,000)")
+    b.add_argument("--train", type=int, default=40_960, help="stars in the timed training epoch")
+    b.set_defaults(func=_run_benchmark_xp)
 
     p = sub.add_parser(
         "generate-lightcurves",
