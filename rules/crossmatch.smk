@@ -63,6 +63,7 @@ if OGLE_KIND == "simulated":
             **OGLE_TABLES,
         log:
             f"{LOGS}/simulate_ogle_fields.log",
+        priority: 8
         conda:
             "../envs/latentsky.yaml"
         resources:
@@ -149,6 +150,7 @@ rule crossmatch_ogle_gaia:
         metrics=f"{METRICS}/crossmatch.json",
     log:
         f"{LOGS}/crossmatch_ogle_gaia.log",
+    priority: 8
     conda:
         "../envs/latentsky.yaml"
     resources:

@@ -43,6 +43,7 @@ rule train_pelsvae:
         history=f"{PELSVAE_DIR}/{{model}}/training_history.parquet",
     log:
         f"{LOGS}/train_pelsvae/{{model}}.log",
+    priority: 5
     wildcard_constraints:
         model="|".join(PELSVAE_MODELS),
     retries: 2
@@ -72,6 +73,7 @@ rule pelsvae_regression:
         regressors=PELSVAE_REGRESSORS,
     log:
         f"{LOGS}/pelsvae_regression/{{model}}.log",
+    priority: 5
     wildcard_constraints:
         model="|".join(PELSVAE_MODELS),
     conda:
