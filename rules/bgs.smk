@@ -110,6 +110,8 @@ if DESI_SIMULATED:
             truth=f"{DESI_DIR}/truth-{DESI_HELDOUT_SURVEY}.parquet",
         log:
             f"{LOGS}/simulate_desi_heldout.log",
+        # bgs_catalog waits for it: at default priority it ran at minute 12.5, after the flows were done.
+        priority: 10
         conda:
             "../envs/latentsky.yaml"
         resources:

@@ -135,7 +135,7 @@ rule train_cmd_flow:
         ),
     log:
         f"{LOGS}/train_cmd_flow.log",
-    priority: 5
+    priority: 6
     retries: 2
     conda:
         "../envs/latentsky.yaml"

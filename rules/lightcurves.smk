@@ -14,8 +14,9 @@ RELEASED["lightcurves"] = lambda wildcards=None: [
 
 
 # Priority 8 here and on simulate_ogle_fields and crossmatch_ogle_gaia (a few seconds each), 5 on the PELS-VAE
-# trainings: on 2 cores the PELS-VAE chain (~8 minutes of jobs) must start at once. At default priority it
-# started at minute 8 and the demo took 17.7 minutes (measured with the XP stage added).
+# trainings (train_cmd_flow 6, the BGS chain 10): on 2 cores the PELS-VAE chain (~8 minutes of jobs) must
+# start early. At default priority it started at minute 8 and the demo took 17.7 minutes (measured with the
+# XP stage added); with these priorities the CMD flow starts right after the MWS autoencoder.
 rule lightcurve_training_sets:
     input:
         objects=OGLE_TABLES["objects"],

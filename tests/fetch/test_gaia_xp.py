@@ -20,6 +20,7 @@ from astropy.table import Table
 from loopback_http import LoopbackServer, RecordedRequest, Response, apache_index, block_external_network
 
 from latentsky.fetch.gaia_xp import (
+    APOGEE_ALLSTAR_COLUMNS,
     XP_BULK_URL,
     fetch_g_flux,
     fetch_xp_bulk_partition,
@@ -390,23 +391,7 @@ def test_bulk_missing_file_names_the_url(server, bulk, record, tmp_path):
 
 # ---------------------------------------------------------------------------------------------- APOGEE
 def _allstar(path, rows, *, drop=()):
-    names = [
-        "APOGEE_ID",
-        "TELESCOPE",
-        "FIELD",
-        "GAIAEDR3_SOURCE_ID",
-        "TEFF",
-        "TEFF_ERR",
-        "LOGG",
-        "LOGG_ERR",
-        "M_H",
-        "M_H_ERR",
-        "ALPHA_M",
-        "SFD_EBV",
-        "STARFLAG",
-        "ASPCAPFLAG",
-        "SNR",
-    ]
+    names = list(APOGEE_ALLSTAR_COLUMNS)
     formats = ["18A", "8A", "20A", "K", "E", "E", "E", "E", "E", "E", "E", "E", "J", "K", "E"]
     columns = [
         fits.Column(name=n, format=f, array=np.array([r[i] for r in rows]))
