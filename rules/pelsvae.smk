@@ -43,9 +43,9 @@ rule train_pelsvae:
         history=f"{PELSVAE_DIR}/{{model}}/training_history.parquet",
     log:
         f"{LOGS}/train_pelsvae/{{model}}.log",
-    priority: 5
     wildcard_constraints:
         model="|".join(PELSVAE_MODELS),
+    priority: 5
     retries: 2
     conda:
         "../envs/latentsky.yaml"
@@ -73,9 +73,9 @@ rule pelsvae_regression:
         regressors=PELSVAE_REGRESSORS,
     log:
         f"{LOGS}/pelsvae_regression/{{model}}.log",
-    priority: 5
     wildcard_constraints:
         model="|".join(PELSVAE_MODELS),
+    priority: 5
     conda:
         "../envs/latentsky.yaml"
     threads: 2
