@@ -15,6 +15,15 @@ REAL_DATA = REPO_ROOT / "tests" / "data"
 PUBLISHED_XMATCH_DIR = REPO_ROOT / "resources" / "ogle3_gaiadr2_xmatch"
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _gaiaxpy_without_global_usetex() -> None:
+    """Tests import GaiaXPy directly (to cross-check our reader and basis): the first import goes through
+    latentsky's guard, or matplotlib would need LaTeX for every later figure of the session."""
+    from latentsky.xp.basis import import_gaiaxpy
+
+    import_gaiaxpy()
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO_ROOT

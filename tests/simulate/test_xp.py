@@ -475,3 +475,16 @@ def test_same_seed_same_output_and_independent_streams():
         pd.testing.assert_frame_equal(a["crossmatch"][part], c["crossmatch"][part])
     assert not np.array_equal(a["crossmatch"]["truth"].teff, d["crossmatch"]["truth"].teff)
     assert np.array_equal(a["meta"]["s_pop"], b["meta"]["s_pop"])
+
+
+def test_importing_gaiaxpy_through_latentsky_leaves_matplotlib_settings_alone():
+    """GaiaXPy's plotter sets text.usetex globally on import; latentsky's guard restores it (fresh process)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import matplotlib; from latentsky.xp.basis import import_gaiaxpy; import_gaiaxpy(); "
+        "import gaiaxpy.plotter.plotter; print(matplotlib.rcParams['text.usetex'])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -8,7 +8,7 @@ from latentsky.benchmark import GAIA_DR3_XP_SPECTRA, PAPER_XP_TRAINING_STARS, be
 
 
 def test_xp_benchmark_extrapolates_from_its_rates():
-    r = benchmark_xp(torch.device("cpu"), n_encode=4096, n_train=2048)
+    r = benchmark_xp(torch.device("cpu"), n_encode=1024, n_train=512)
     assert set(r["presets"]) == {"paper", "code"}
     for p in r["presets"].values():
         assert p["encode_stars_per_s"] > 0 and p["train_stars_per_s"] > 0

@@ -40,9 +40,22 @@ N_WAVELENGTHS = 343
 DEFAULT_RIDGE_LAMBDA = 1e-4
 
 
+def import_gaiaxpy():
+    """The ``gaiaxpy`` package, imported with matplotlib's settings restored afterwards: its plotter module sets
+    ``text.usetex = True`` globally on import (gaiaxpy 2.1.5, ``plotter/plotter.py``), after which every
+    figure of the process needs a LaTeX installation. Import GaiaXPy through this (once is enough: Python
+    caches the module)."""
+    import matplotlib
+
+    with matplotlib.rc_context():
+        import gaiaxpy  # deferred: importing gaiaxpy costs ~1 s
+    return gaiaxpy
+
+
 def _gaiaxpy_loader(name: str):
     """GaiaXPy's XML loader ``name``, under its 2.x name or its 1.x private name (spec D2)."""
-    from gaiaxpy.core import config  # deferred: importing gaiaxpy costs ~1 s
+    import_gaiaxpy()
+    from gaiaxpy.core import config
 
     for candidate in (name, f"_{name}"):
         loader = getattr(config, candidate, None)
