@@ -13,6 +13,7 @@ XP_CATALOG = f"{RESULTS}/catalogs/xp_latents.parquet"
 XP_FIGURES = [
     "example_reconstruction",
     "normalised_errors",
+    "wavelength_residuals",
     "latent_coverage",
     "training_curves",
 ]

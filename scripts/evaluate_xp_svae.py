@@ -3,6 +3,7 @@ label information and coverage, outlier recall, and the paper's Figs. 1–3 (pap
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from latentsky.io.gaia_xp import read_xp_continuous
 from latentsky.jobs import job_logging, job_record, use_job_threads
@@ -35,6 +36,12 @@ with job_logging(smk) as log:
     test = (split == "test") & inputs_c.usable & np.all(np.isfinite(lab_cannon), axis=1)
     not_trained = np.isin(split, ("val", "test")) & inputs_c.usable
     cannon_pred = cannon.predict(lab_cannon[test])
+    # The archive correlations of the held-out stars only (all 12k stars' matrices would be 0.6 GB).
+    test_rows = read_xp_continuous(
+        pq.read_table(cross_path).take(np.flatnonzero(test)), with_correlations=True
+    )
+    if not np.array_equal(test_rows.source_id, np.asarray(cross.source_id)[test]):
+        raise ValueError(f"{cross_path}: rows re-read with correlations do not match the held-out stars")
     region = truth["crossmatch"]["label_region"].to_numpy()[test] if truth else None
     fig2_labels = {n: cat_labels[test, i] for i, n in enumerate(("teff", "logg", "m_h"))}
     metrics = {
@@ -73,6 +80,7 @@ with job_logging(smk) as log:
             region=region,
             labels=fig2_labels,
             s_true=s_true,
+            correlations=test_rows.correlations,
         )
         m["settings"] = {
             "architecture": settings.architecture,
@@ -80,23 +88,47 @@ with job_logging(smk) as log:
             "optimizer": settings.optimizer,
             "epochs": settings.epochs,
         }
+        trained = (split == "train") & inp.usable
         mu_nt = encode_xp(model, inp.x[not_trained]).mu
+        mu_train = encode_xp(model, inp.x[trained]).mu
         inp_u = model_inputs(unl, norm, smk.params.missing_band)
         mu_u = encode_xp(model, inp_u.x[inp_u.usable]).mu
         if truth:
             tc = truth["crossmatch"].iloc[np.flatnonzero(not_trained)]
             labels = {n: tc[n].to_numpy(dtype=float) for n in ev.TRUTH_LABELS}
-            # The random forest (slow) for the catalog's preset and the PCA baseline; k-NN for every preset.
+            t_train = truth["crossmatch"].iloc[np.flatnonzero(trained)]
+            labels_train = {n: t_train[n].to_numpy(dtype=float) for n in ev.TRUTH_LABELS}
+            # The probe regressors fit on the training stars' latents, score on the held-out ones; the trees
+            # (slow) for the catalog's preset and the PCA baseline, k-NN for every preset.
             primary = preset == smk.params.catalog_preset
             m["latent_label_information"] = ev.latent_label_information(
-                mu_nt, labels, seed, random_forest=primary
+                mu_train, labels_train, mu_nt, labels, seed, trees=primary
             )
-            pca = ev.pca_latents(
-                inp.x[(split == "train") & inp.usable], inp.x[not_trained], settings.latent_dim
+            pca_train, pca_nt = (
+                ev.pca_latents(inp.x[trained], inp.x[rows], settings.latent_dim)
+                for rows in (trained, not_trained)
             )
             m["pca_baseline_label_information"] = ev.latent_label_information(
-                pca, labels, seed, random_forest=primary
+                pca_train, labels_train, pca_nt, labels, seed, trees=primary
             )
+            if primary:
+                true_labels = [
+                    np.column_stack([t[n] for n in ("teff", "logg", "m_h")]) for t in (t_train, tc)
+                ]
+                with_a0 = [
+                    np.column_stack([lab, t["a0"]]) for lab, t in zip(true_labels, (t_train, tc), strict=True)
+                ]
+                m["alpha_information"] = ev.alpha_information(
+                    {
+                        "latents": (mu_train, mu_nt),
+                        "true_teff_logg_m_h": tuple(true_labels),
+                        "true_teff_logg_m_h_a0": tuple(with_a0),
+                        "pca": (pca_train, pca_nt),
+                    },
+                    t_train["alpha_m"].to_numpy(),
+                    tc["alpha_m"].to_numpy(),
+                    seed,
+                )
             tu = truth["unlabelled"].iloc[np.flatnonzero(inp_u.usable)]
             kinds = tu["anomaly_kind"].to_numpy()
             rec = encode_xp(model, inp_u.x[inp_u.usable])
@@ -119,19 +151,31 @@ with job_logging(smk) as log:
         log.info("preset %s: %s", preset, {k: m[k] for k in ("mean_abs_error_ratio", "reduced_chi2_median")})
     primary = metrics["presets"][smk.params.catalog_preset]
     metrics["acceptance"] = ev.acceptance(primary)
+    inp, out, r_s, r_c, mu_c, mu_u, m = keep[smk.params.catalog_preset]
+    norm_std = XpNormalisation.from_dict(cannon_norm).std
+    norm_mean = XpNormalisation.from_dict(cannon_norm).mean
+    to_g = lambda v: v * norm_std + norm_mean  # noqa: E731 - back to G-normalised units
+    # Fig. 2 in wavelength space, the catalog's preset against the Cannon, by the catalog labels' regions.
+    metrics["wavelength_residuals"] = ev.wavelength_residuals(
+        to_g(inp.x[test]),
+        {"svae": to_g(out.x_hat), "cannon": to_g(cannon_pred)},
+        ev.label_regions(fig2_labels["teff"], fig2_labels["logg"]),
+    )
     for name, a in metrics["acceptance"].items():
         log.info("%s: %.4g (target %s) %s", name, a["value"], a["target"], "met" if a["met"] else "NOT met")
     record = job_record(smk, seed=seed)
     write_json(nan_to_null(metrics), smk.output.metrics, record)
 
-    inp, out, r_s, r_c, mu_c, mu_u, m = keep[smk.params.catalog_preset]
-    norm_std = XpNormalisation.from_dict(cannon_norm).std
-    norm_mean = XpNormalisation.from_dict(cannon_norm).mean
     i = int(np.nanargmax(np.nanmean(r_c**2, axis=1)))  # the star the Cannon fits worst, as in Fig. 1
-    to_g = lambda v: v * norm_std + norm_mean  # noqa: E731 - back to G-normalised units
     fig_files = dict(
         zip(
-            ("example_reconstruction", "normalised_errors", "latent_coverage", "training_curves"),
+            (
+                "example_reconstruction",
+                "normalised_errors",
+                "wavelength_residuals",
+                "latent_coverage",
+                "training_curves",
+            ),
             smk.output.figures,
             strict=True,
         )
@@ -152,6 +196,12 @@ with job_logging(smk) as log:
     save_figure(
         figures.normalised_errors(fig2_labels, r_s, r_c, out.s_hat, np.sqrt(cannon.s2), ev.FIG2_COEFFICIENTS),
         fig_files["normalised_errors"],
+        record,
+        dpi=100,
+    )
+    save_figure(
+        figures.wavelength_residuals_figure(metrics["wavelength_residuals"]),
+        fig_files["wavelength_residuals"],
         record,
         dpi=100,
     )

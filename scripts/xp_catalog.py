@@ -8,7 +8,12 @@ from latentsky.io.gaia_xp import read_xp_continuous
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import write_parquet
 from latentsky.xp.cannon import load_cannon
-from latentsky.xp.catalog import LABEL_COLUMNS, split_crossmatch, xp_catalog
+from latentsky.xp.catalog import (
+    LABEL_COLUMNS,
+    full_covariance_chi2_of_file,
+    split_crossmatch,
+    xp_catalog,
+)
 from latentsky.xp.svae import load_svae
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -18,6 +23,7 @@ with job_logging(smk) as log:
     cannon, _ = load_cannon(smk.input.cannon)
     tables = {}
     split = {}
+    full_cov = {}
     for sample, path in zip(smk.params.samples, smk.input.tables, strict=True):
         table = read_xp_continuous(path)
         labels = None
@@ -27,8 +33,15 @@ with job_logging(smk) as log:
             names = split_crossmatch(table, smk.params.split, smk.params.split_seed)
             split.update(zip(np.asarray(table.source_id).tolist(), names.tolist(), strict=True))
         tables[sample] = (table, labels)
+        full_cov[sample] = full_covariance_chi2_of_file(path, model, norm, smk.params.missing_band)
     catalog = xp_catalog(
-        tables, model, norm, missing_band=smk.params.missing_band, split=split, cannon=cannon
+        tables,
+        model,
+        norm,
+        missing_band=smk.params.missing_band,
+        split=split,
+        cannon=cannon,
+        full_cov_chi2=full_cov,
     )
     log.info(
         "%d stars, %d with a latent; flagged without one: %s",

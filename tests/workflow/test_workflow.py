@@ -601,6 +601,8 @@ def test_xp_catalog_has_one_row_per_star_and_the_metrics_score_both_presets(work
     assert all(len(v) == 6 for v in catalog["z_mu"]) and all(len(v) == 110 for v in catalog["scatter"])
     assert np.all(np.stack(catalog["scatter"].to_numpy()) > 0)
     assert sorted(catalog["anomaly_rank"]) == list(range(1, len(catalog) + 1))
+    # The simulation writes archive-layout correlations: every star has its full-covariance χ² (64 dof).
+    assert np.all(np.isfinite(catalog["recon_full_cov_chi2_64"]) & (catalog["recon_full_cov_chi2_64"] > 0))
     labelled = catalog["sample"] == "crossmatch"
     assert catalog.loc[labelled, "cannon_reduced_chi2"].notna().mean() > 0.95
     assert catalog.loc[~labelled, "cannon_reduced_chi2"].isna().all()
@@ -611,7 +613,8 @@ def test_xp_catalog_has_one_row_per_star_and_the_metrics_score_both_presets(work
         assert m["n_stars"] == metrics["n_test"] > 0
         assert 0 <= m["tail_fraction"]["svae"]["all"]["gt5"] <= 1
         assert set(m["latent_label_information"]) == {"teff", "logg", "m_h", "a0"}
-    # Even a 3-epoch model's latents carry Teff far better than chance (cross-validated on unseen stars).
+        assert set(m["reduced_chi2_first32"]) == {"svae", "cannon"}
+    # Even a 3-epoch model's latents carry Teff far better than chance (probe scored on unseen stars).
     assert metrics["presets"]["code"]["latent_label_information"]["teff"]["r2"] > 0.3
     assert {"svae_tail_gt5", "mean_abs_error_ratio_bp"} <= set(metrics["acceptance"])
     for name in ("example_reconstruction", "normalised_errors", "latent_coverage", "training_curves"):

@@ -6,16 +6,18 @@ import pandas as pd
 import pytest
 from conftest import REAL_DATA
 
-from latentsky.io.gaia_xp import FLAGS, read_xp_continuous
+from latentsky.io.gaia_xp import FLAGS, read_xp_continuous, xp_table_to_arrow
 from latentsky.xp.cannon import fit_cannon
 from latentsky.xp.catalog import (
+    full_covariance_chi2_of_file,
     model_inputs,
     read_catalog_labels,
     split_crossmatch,
     training_normalisation,
     xp_catalog,
 )
-from latentsky.xp.svae import ScatterVAE, fit_normalisation, standardise
+from latentsky.xp.evaluation import full_covariance_chi2
+from latentsky.xp.svae import ScatterVAE, encode_xp, fit_normalisation, standardise
 
 XP = REAL_DATA / "gaia_xp_continuous"
 
@@ -57,10 +59,13 @@ def test_missing_band_is_flagged_or_masked_and_no_row_is_lost():
             and catalog.loc[~usable, "recon_reduced_chi2"].isna().all()
         )
         assert "missing_bp" in catalog.loc[row, "flag_names"]
-        # Ranks: 1 = the largest reduced χ² among the stars with a latent, 0 for the others.
+        # Ranks: 1 = the largest mean ŝ (anomaly_rank) or reduced χ² (recon_chi2_rank) among the stars with
+        # a latent, 0 for the others.
         scored = catalog[catalog["has_latent"]]
+        assert (scored["anomaly_score"] == scored["scatter_mean_std_units"]).all()
         assert scored.sort_values("anomaly_rank")["anomaly_score"].is_monotonic_decreasing
-        assert (catalog.loc[~usable, "anomaly_rank"] == 0).all()
+        assert scored.sort_values("recon_chi2_rank")["recon_reduced_chi2"].is_monotonic_decreasing
+        assert (catalog.loc[~usable, ["anomaly_rank", "recon_chi2_rank"]] == 0).all().all()
 
 
 def test_star_without_g_flux_keeps_its_row_without_a_latent():
@@ -109,3 +114,39 @@ def test_cannon_columns_fill_only_for_stars_with_labels(tmp_path):
     with pytest.raises(ValueError, match="M_H"):
         labels.drop(columns="M_H").to_parquet(path)
         read_catalog_labels(path, ("teff", "m_h"))
+
+
+def test_full_covariance_column_streams_the_archive_correlations(tmp_path):
+    """The catalog's ``recon_full_cov_chi2_64``, read in batches of two rows, equals the χ² of the whole real
+    file read at once with its correlations; the missing-BP row is scored on RP alone (masked band) or not at
+    all (flagged); a file without correlation columns gives None."""
+    import pyarrow.parquet as pq
+
+    table = read_xp_continuous(XP / "XP_CONTINUOUS_RAW_with_missing_BP.csv", with_correlations=True)
+    table.g_flux = np.nanmax(table.coefficients[:, [0, 55]], axis=1) * 15.0
+    table.g_flux_source = np.full(len(table), "phot_g_mean_flux")
+    table.flags = table.flags & ~FLAGS["missing_g_flux"]
+    path = tmp_path / "xp.parquet"
+    pq.write_table(xp_table_to_arrow(table), path)
+    complete = ~table.has("missing_bp")
+    norm = fit_normalisation(table.coefficients[complete], table.g_flux[complete])
+    model = ScatterVAE().eval()
+    for mode in ("flag", "mask"):
+        streamed = full_covariance_chi2_of_file(str(path), model, norm, mode, batch_rows=2)
+        inputs = model_inputs(table, norm, mode)
+        out = encode_xp(model, inputs.x)
+        residual = np.where(inputs.weight > 0, inputs.x - out.x_hat, np.nan)
+        whole = full_covariance_chi2(residual, inputs.sigma, out.s_hat, table.correlations)["full"]
+        np.testing.assert_allclose(streamed, whole, rtol=1e-6)
+        assert np.all(np.isfinite(streamed))
+        catalog = xp_catalog(
+            {"user": (table, None)}, model, norm, missing_band=mode, full_cov_chi2={"user": streamed}
+        )
+        assert catalog["recon_full_cov_chi2_64"].notna().tolist() == inputs.usable.tolist()
+    no_corr = tmp_path / "no_corr.parquet"
+    pq.write_table(
+        xp_table_to_arrow(table).drop(["bp_coefficient_correlations", "rp_coefficient_correlations"]), no_corr
+    )
+    assert full_covariance_chi2_of_file(str(no_corr), model, norm) is None
+    with pytest.raises(ValueError, match=f"{len(table) + 1} full-covariance"):
+        xp_catalog({"user": (table, None)}, model, norm, full_cov_chi2={"user": np.ones(len(table) + 1)})

@@ -6,7 +6,13 @@ from collections.abc import Mapping
 
 import matplotlib
 
-__all__ = ["example_reconstruction", "normalised_errors", "latent_coverage_figure", "training_curves"]
+__all__ = [
+    "example_reconstruction",
+    "normalised_errors",
+    "wavelength_residuals_figure",
+    "latent_coverage_figure",
+    "training_curves",
+]
 
 matplotlib.use("Agg")
 
@@ -97,6 +103,30 @@ def normalised_errors(
     axes[1, 0].set_ylabel("Cannon normalised error")
     axes[2, 0].set_ylabel("scatter (std. units)\nsVAE ŝ; Cannon s (dashed)")
     axes[0, 0].legend(fontsize=8, markerscale=4)
+    fig.tight_layout()
+    return fig
+
+
+def wavelength_residuals_figure(residuals: Mapping) -> Figure:
+    """Fig. 2 in wavelength space: median and 16–84 % band of the fractional residual of the sVAE and the
+    Cannon per wavelength, one panel per label region (:func:`latentsky.xp.evaluation.wavelength_residuals`)."""
+    regions = residuals["regions"]
+    wl = np.asarray(residuals["wavelength_nm"])
+    fig, axes = plt.subplots(1, len(regions), figsize=(4.6 * len(regions), 3.6), sharey=True, squeeze=False)
+    colours = {"svae": "tab:purple", "cannon": "tab:grey"}
+    for ax, (name, row) in zip(axes[0], regions.items(), strict=True):
+        for model, colour in colours.items():
+            if model not in row:
+                continue
+            r = row[model]
+            ax.fill_between(wl, r["p16"], r["p84"], color=colour, alpha=0.25, lw=0)
+            label = f"{model} (median |Δ| {r['median_abs']:.2%})"
+            ax.plot(wl, r["p50"], color=colour, lw=1.2, label=label)
+        ax.axhline(0, color="k", lw=0.5)
+        ax.set_title(f"{name} ({row['n_stars']} stars)")
+        ax.set_xlabel("wavelength [nm]")
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("(model − observed) / observed")
     fig.tight_layout()
     return fig
 
