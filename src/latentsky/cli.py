@@ -370,7 +370,7 @@ def _run_xp_encode(args: argparse.Namespace) -> int:
     from latentsky.provenance.files import write_parquet
     from latentsky.provenance.record import build_record
     from latentsky.training import describe_device, resolve_device
-    from latentsky.xp.catalog import xp_catalog
+    from latentsky.xp.catalog import full_covariance_chi2_of_file, xp_catalog
     from latentsky.xp.svae import load_svae
 
     if not Path(args.model).is_file():
@@ -378,8 +378,18 @@ def _run_xp_encode(args: argparse.Namespace) -> int:
         return 2
     device = resolve_device(args.device)
     model, settings, norm = load_svae(args.model, device)
-    table = read_xp_continuous(args.table)
-    catalog = xp_catalog({"user": (table, None)}, model, norm, missing_band=args.missing_band)
+    # With the archive's correlations the catalog gets its full-covariance χ²: a Parquet file is read for them
+    # in batches of rows (they are most of its bytes), any other format at once.
+    is_parquet = Path(args.table).suffix.lower() in (".parquet", ".pq")
+    table = read_xp_continuous(args.table, with_correlations=not is_parquet)
+    full = full_covariance_chi2_of_file(args.table, model, norm, args.missing_band) if is_parquet else None
+    catalog = xp_catalog(
+        {"user": (table, None)},
+        model,
+        norm,
+        missing_band=args.missing_band,
+        full_cov_chi2=None if full is None else {"user": full},
+    )
     params = {"missing_band": args.missing_band, "architecture": settings.architecture}
     record = build_record(
         rule="xp-encode",

@@ -660,4 +660,6 @@ def test_xp_encode_cli_reads_real_archive_files_and_keeps_every_row(workflow_run
     sco = pd.read_parquet(out)
     assert len(sco) == 1 and sco["has_latent"].all() and sco["g_flux_source"].iloc[0] == "phot_g_mean_mag"
     assert np.isfinite(sco["recon_reduced_chi2"].iloc[0])
+    # The archive file carries its correlations: the full-covariance χ² is computed from them.
+    assert np.isfinite(sco["recon_full_cov_chi2_64"].iloc[0]) and sco["recon_full_cov_chi2_64"].iloc[0] > 0
     assert read_provenance(out)["rule"] == "xp-encode"

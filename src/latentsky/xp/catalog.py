@@ -41,6 +41,7 @@ __all__ = [
     "training_normalisation",
     "xp_catalog",
     "full_covariance_chi2_of_file",
+    "full_covariance_chi2_of_table",
 ]
 
 #: Cannon label names → the APOGEE DR17 allStar columns the cross-match carries.
@@ -132,7 +133,8 @@ def xp_catalog(
 ) -> pd.DataFrame:
     """The latent catalog of every star of ``tables`` (sample name → (XP table, label frame or None)); the
     Cannon columns are filled for stars with finite labels when ``cannon`` is given. ``full_cov_chi2``
-    (sample → one value per row, :func:`full_covariance_chi2_of_file`) fills ``recon_full_cov_chi2_64``.
+    (sample → one value per row, :func:`full_covariance_chi2_of_file`) fills ``recon_full_cov_chi2_64``;
+    without it, a table read with its correlations gets them computed here.
     Anomaly ranks are over all samples together."""
     parts = []
     # Rows without any usable coefficient give all-NaN residual rows: their summaries are NaN by design.
@@ -174,6 +176,8 @@ def xp_catalog(
             }
         )
         full = (full_cov_chi2 or {}).get(sample)
+        if full is None and table.correlations is not None:
+            full = full_covariance_chi2_of_table(table, model, norm, missing_band)
         if full is not None and len(full) != n:
             raise ValueError(f"{table.path}: {len(full)} full-covariance χ² values for {n} rows")
         frame["recon_full_cov_chi2_64"] = (
@@ -221,11 +225,29 @@ def full_covariance_chi2_of_file(
     parquet = pq.ParquetFile(path)
     if not {"bp_coefficient_correlations", "rp_coefficient_correlations"} <= set(parquet.schema_arrow.names):
         return None
-    values = []
-    for batch in parquet.iter_batches(batch_size=batch_rows):
-        table = read_xp_continuous(pa.Table.from_batches([batch]), with_correlations=True)
-        inputs = model_inputs(table, norm, missing_band)
-        out = encode_xp(model, inputs.x)
-        residual = np.where(inputs.weight > 0, inputs.x - out.x_hat, np.nan)
-        values.append(full_covariance_chi2(residual, inputs.sigma, out.s_hat, table.correlations)["full"])
+    values = [
+        full_covariance_chi2_of_table(
+            read_xp_continuous(pa.Table.from_batches([batch]), with_correlations=True),
+            model,
+            norm,
+            missing_band,
+        )
+        for batch in parquet.iter_batches(batch_size=batch_rows)
+    ]
     return np.concatenate(values) if values else np.zeros(0)
+
+
+def full_covariance_chi2_of_table(
+    table: XpTable, model: ScatterVAE, norm: XpNormalisation, missing_band: str = "flag"
+) -> np.ndarray:
+    """``recon_full_cov_chi2_64`` of every row of a table read with its correlations (NaN where a row has
+    none, or where it cannot be encoded)."""
+    if table.correlations is None:
+        raise ValueError(
+            f"{table.path}: read without correlations (read_xp_continuous(..., with_correlations=True))"
+        )
+    inputs = model_inputs(table, norm, missing_band)
+    out = encode_xp(model, inputs.x)
+    residual = np.where(inputs.weight > 0, inputs.x - out.x_hat, np.nan)
+    chi2 = full_covariance_chi2(residual, inputs.sigma, out.s_hat, table.correlations)["full"]
+    return np.where(inputs.usable, chi2, np.nan)
