@@ -172,3 +172,31 @@ def test_alpha_information_is_chance_without_the_parameter_and_high_with_it():
     )
     assert out["balanced_accuracy"]["informative"] > 0.85
     assert abs(out["balanced_accuracy"]["blind"] - 0.5) < 0.06
+
+
+def test_errors_by_region_counts_the_stars_behind_a_tail_and_acceptance_reports_them():
+    """A 10σ tail that is one star's 22 coefficients: the ratio of fractions says 22×, the star count says
+    one star — both reach the metrics, so a reader can tell."""
+    rng = np.random.default_rng(31)
+    n = 100
+    region = np.array(["nominal"] * 60 + ["cool"] * 30 + ["low_logg"] * 10)
+    r_svae = rng.normal(size=(n, 110)) * 0.5
+    r_cannon = rng.normal(size=(n, 110))
+    r_cannon[95, :22] = 15.0  # one low-gravity star
+    r_cannon[70:75, 0] = -12.0  # five cool stars, one coefficient each
+    out = ev.errors_by_region({"svae": r_svae, "cannon": r_cannon}, region)
+    low = out["low_logg"]
+    assert low["cannon"]["n_stars_gt10"] == 1 and low["svae"]["n_stars_gt10"] == 0
+    assert low["cannon"]["gt10"] == pytest.approx(22 / 1100)
+    assert low["cannon_over_svae_gt10"] is None  # no sVAE residual beyond 10σ
+    assert low["cannon_over_svae_gt10_floor"] == pytest.approx(22.0)
+    assert out["cool"]["cannon"]["n_stars_gt10"] == 5
+    primary = {
+        "tail_fraction": {"svae": ev.tail_fractions(r_svae), "cannon": ev.tail_fractions(r_cannon)},
+        "errors_by_region": out,
+        "mean_abs_error_ratio": ev.mean_abs_error_ratio(r_svae, r_cannon),
+    }
+    acc = ev.acceptance(primary)
+    assert acc["cannon_over_svae_gt10_low_logg"]["met"]
+    assert acc["cannon_over_svae_gt10_low_logg"]["stars_beyond_10_sigma"] == {"cannon": 1, "svae": 0}
+    assert acc["svae_tail_gt5"]["met"] and not acc["mean_abs_error_ratio_bp"]["met"]  # ratio ≈ 0.5
