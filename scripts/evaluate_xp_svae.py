@@ -36,12 +36,18 @@ with job_logging(smk) as log:
     test = (split == "test") & inputs_c.usable & np.all(np.isfinite(lab_cannon), axis=1)
     not_trained = np.isin(split, ("val", "test")) & inputs_c.usable
     cannon_pred = cannon.predict(lab_cannon[test])
-    # The archive correlations of the held-out stars only (all 12k stars' matrices would be 0.6 GB).
-    test_rows = read_xp_continuous(
-        pq.read_table(cross_path).take(np.flatnonzero(test)), with_correlations=True
-    )
-    if not np.array_equal(test_rows.source_id, np.asarray(cross.source_id)[test]):
-        raise ValueError(f"{cross_path}: rows re-read with correlations do not match the held-out stars")
+    # The archive correlations of the held-out stars only (48 kB a star: the demo's whole cross-match would
+    # be 1.9 GB); a user's table without correlation columns gets no full-covariance χ².
+    test_correlations = None
+    if {"bp_coefficient_correlations", "rp_coefficient_correlations"} <= set(
+        pq.read_schema(cross_path).names
+    ):
+        test_rows = read_xp_continuous(
+            pq.read_table(cross_path).take(np.flatnonzero(test)), with_correlations=True
+        )
+        if not np.array_equal(test_rows.source_id, np.asarray(cross.source_id)[test]):
+            raise ValueError(f"{cross_path}: rows re-read with correlations do not match the held-out stars")
+        test_correlations = test_rows.correlations
     region = truth["crossmatch"]["label_region"].to_numpy()[test] if truth else None
     fig2_labels = {n: cat_labels[test, i] for i, n in enumerate(("teff", "logg", "m_h"))}
     metrics = {
@@ -80,7 +86,7 @@ with job_logging(smk) as log:
             region=region,
             labels=fig2_labels,
             s_true=s_true,
-            correlations=test_rows.correlations,
+            correlations=test_correlations,
         )
         m["settings"] = {
             "architecture": settings.architecture,

@@ -55,11 +55,14 @@ def prepare_tiny_workdir(workdir: Path, repo_root: Path) -> Path:
     return workdir
 
 
-def run_snakemake(workdir: Path, *args: str) -> subprocess.CompletedProcess:
-    """``snakemake ARGS --cores 2 --configfile tiny.yaml`` in ``workdir``; fails the test on error."""
+def run_snakemake(
+    workdir: Path, *args: str, configfiles: tuple[str, ...] = ("tiny.yaml",)
+) -> subprocess.CompletedProcess:
+    """``snakemake ARGS --cores 2 --configfile tiny.yaml`` in ``workdir`` (later config files override
+    earlier ones); fails the test on error."""
     proc = subprocess.run(
         # Targets and options first: --configfile takes every following word as another config file.
-        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", "tiny.yaml"],
+        [sys.executable, "-m", "snakemake", *args, "--cores", "2", "--configfile", *configfiles],
         cwd=workdir,
         capture_output=True,
         text=True,

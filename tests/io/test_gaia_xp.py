@@ -290,6 +290,12 @@ def test_missing_columns_are_named(xp_dir, tmp_path):
     assert len(read_xp_continuous(path)) == 2  # correlations are only required when asked for
     with pytest.raises(XpFormatError, match=r"missing column\(s\) bp_coefficient_correlations"):
         read_xp_continuous(path, with_correlations=True)
+    # "if_present": a table without them reads without them, one with them unpacks them.
+    assert read_xp_continuous(path, with_correlations="if_present").correlations is None
+    full = read_xp_continuous(xp_dir / "XP_CONTINUOUS_RAW.csv", with_correlations="if_present")
+    assert full.correlations is not None and full.correlations.shape == (2, 2, 55, 55)
+    with pytest.raises(ValueError, match="with_correlations must be"):
+        read_xp_continuous(path, with_correlations="yes")
 
 
 def test_quality_flags(xp_dir):

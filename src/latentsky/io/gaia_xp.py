@@ -528,7 +528,9 @@ def _unpack_correlations(packed: np.ndarray, present: np.ndarray) -> np.ndarray:
     return out
 
 
-def _table_from_source(src: _Source, *, with_correlations: bool, path: str | None) -> XpTable:
+def _table_from_source(src: _Source, *, with_correlations: bool | str, path: str | None) -> XpTable:
+    if with_correlations == "if_present":
+        with_correlations = all(c in src for c in _CORRELATION_COLUMNS)
     required = list(_REQUIRED) + (list(_CORRELATION_COLUMNS) if with_correlations else [])
     missing = [c for c in required if c not in src]
     if missing:
@@ -623,7 +625,9 @@ def _g_flux(flux: np.ndarray, mag: np.ndarray) -> tuple[np.ndarray, np.ndarray, 
 
 # ------------------------------------------------------------------------------------------ public API
 def read_xp_continuous(
-    path_or_table: str | os.PathLike | Table | pd.DataFrame | pa.Table, *, with_correlations: bool = False
+    path_or_table: str | os.PathLike | Table | pd.DataFrame | pa.Table,
+    *,
+    with_correlations: bool | str = False,
 ) -> XpTable:
     """Read Gaia DR3 XP continuous spectra from any archive format into an :class:`XpTable`.
 
@@ -639,6 +643,7 @@ def read_xp_continuous(
     with_correlations
         Also parse and unpack the 1,485-value correlation arrays into (n, 2, 55, 55) matrices. Off by
         default: training discards off-diagonal terms (spec §A1.1 point 3) and they dominate parse time.
+        ``"if_present"``: unpack them when the input has both correlation columns, without them otherwise.
 
     Returns
     -------
@@ -675,6 +680,8 @@ def read_xp_continuous(
             sources = [_from_arrow(pq.read_table(p, columns=names), p.name)]
         else:
             sources = _read_bytes(p.read_bytes(), p.name, p.name)
+    if with_correlations not in (True, False, "if_present"):
+        raise ValueError(f"with_correlations must be True, False or 'if_present', not {with_correlations!r}")
     tables = [_table_from_source(src, with_correlations=with_correlations, path=path) for src in sources]
     return concat_xp_tables(tables) if len(tables) > 1 else tables[0]
 
