@@ -1,4 +1,8 @@
 # Gaia XP (paper 001): the scatter VAE and The Cannon on the same stars, the latent catalog, the evaluation.
+import os
+
+from latentsky.provenance.files import parquet_num_rows
+
 XP = config["xp"]
 SVAE = config["svae"]
 CANNON = config["cannon"]
@@ -19,6 +23,47 @@ XP_FIGURES = [
 ]
 # One split of the cross-match for the sVAE presets and the Cannon (test stars are never trained on).
 XP_SPLIT_SEED = seed_for("xp_split")
+
+# Partitioned XP input (xp.partitions): one HATS partition of the latent catalog per input pixel. Pixels whose
+# table has no rows are left out (HATS has no empty partitions).
+XP_PARTS = XP["partitions"]
+XP_HATS = f"{RESULTS}/catalogs/xp_latents_hats"
+XP_HATS_PARTITION = (
+    f"{XP_HATS}/dataset/Norder={XP_PARTS['order']}/Dir={{dir}}/Npix={{pixel}}.parquet"
+)
+XP_HATS_FILES = [
+    *(f"{XP_HATS}/dataset/{name}" for name in ("_metadata", "_common_metadata")),
+    *(
+        f"{XP_HATS}/{name}"
+        for name in (
+            "hats.properties",
+            "properties",
+            "partition_info.csv",
+            "point_map.fits",
+            "skymap.fits",
+        )
+    ),
+]
+if (XP_PARTS["order"] is None) != (XP_PARTS["table"] is None):
+    raise ValueError("xp.partitions needs both order and table (or neither)")
+if XP_PARTS["table"] is not None and "{pixel}" not in XP_PARTS["table"]:
+    raise ValueError(
+        f"xp.partitions.table {XP_PARTS['table']!r} has no {{pixel}} to fill in"
+    )
+xp_partition_table = lambda pixel: XP_PARTS["table"].format(pixel=pixel)
+for _pixel in XP_PARTS["pixels"] if XP_PARTS["table"] is not None else []:
+    if not os.path.isfile(xp_partition_table(_pixel)):
+        raise ValueError(
+            f"xp.partitions: no file {xp_partition_table(_pixel)} for pixel {_pixel} (order {XP_PARTS['order']})"
+        )
+XP_HATS_PIXELS = (
+    [p for p in XP_PARTS["pixels"] if parquet_num_rows(xp_partition_table(p)) > 0]
+    if XP_PARTS["table"] is not None
+    else []
+)
+xp_hats_partitions = lambda wildcards=None: [
+    XP_HATS_PARTITION.format(dir=hats_dir(p), pixel=p) for p in XP_HATS_PIXELS
+]
 
 if SVAE["catalog_preset"] not in SVAE_PRESETS:
     raise ValueError(
@@ -42,6 +87,7 @@ RELEASED["xp"] = lambda wildcards=None: [
     XP_CATALOG,
     f"{METRICS}/xp_svae.json",
     *expand(f"{FIGURES}/xp/{{name}}.png", name=XP_FIGURES),
+    *(XP_HATS_FILES if XP_HATS_PIXELS else []),
 ]
 
 
@@ -214,3 +260,49 @@ rule evaluate_xp_svae:
         seed=seed_for("evaluate_xp_svae"),
     script:
         "../scripts/evaluate_xp_svae.py"
+
+
+# The latent catalog of one HEALPix partition of xp.partitions (catalog preset), a HATS partition file.
+rule xp_catalog_partition:
+    input:
+        table=lambda wildcards: xp_partition_table(wildcards.pixel),
+        model=SVAE_MODEL.format(preset=SVAE["catalog_preset"]),
+    output:
+        XP_HATS_PARTITION,
+    log:
+        f"{LOGS}/xp_catalog_partition/Npix={{pixel}}_Dir={{dir}}.log",
+    wildcard_constraints:
+        pixel=r"\d+",
+        dir=r"\d+",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=60,
+    params:
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
+        order=XP_PARTS["order"],
+        pixel=lambda wildcards: int(wildcards.pixel),
+        missing_band=SVAE["missing_band"],
+    script:
+        "../scripts/xp_catalog_partition.py"
+
+
+# The catalog-level HATS files over every XP partition (readable with lsdb.open_catalog).
+rule xp_catalog_hats:
+    input:
+        xp_hats_partitions,
+    output:
+        XP_HATS_FILES,
+    log:
+        f"{LOGS}/xp_catalog_hats.log",
+    conda:
+        "../envs/latentsky.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    params:
+        catalog_dir=lambda wildcards, output: hats_root(output[0]),
+        order=XP_PARTS["order"],
+    script:
+        "../scripts/xp_catalog_hats.py"

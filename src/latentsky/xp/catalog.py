@@ -42,6 +42,7 @@ __all__ = [
     "xp_catalog",
     "full_covariance_chi2_of_file",
     "full_covariance_chi2_of_table",
+    "partition_catalog",
 ]
 
 #: Cannon label names → the APOGEE DR17 allStar columns the cross-match carries.
@@ -252,3 +253,59 @@ def full_covariance_chi2_of_table(
     residual = np.where(inputs.weight > 0, inputs.x - out.x_hat, np.nan)
     chi2 = full_covariance_chi2(residual, inputs.sigma, out.s_hat, table.correlations)["full"]
     return np.where(inputs.usable, chi2, np.nan)
+
+
+#: Columns of the whole-sky catalog that mean nothing in a HATS partition: the sample and split of the training
+#: stars, the Cannon (no labels), and ranks (they would be ranks within one pixel; sort by ``anomaly_score``).
+_NOT_IN_PARTITIONS = (
+    "sample",
+    "split",
+    "cannon_reduced_chi2",
+    "cannon_normalised_residual_max",
+    "anomaly_rank",
+    "recon_chi2_rank",
+)
+
+
+def partition_catalog(
+    path: str, model: ScatterVAE, norm: XpNormalisation, missing_band: str = "flag"
+) -> pd.DataFrame:
+    """The latent catalog of one HEALPix partition's XP Parquet file, with its ``ra``/``dec`` (degrees, ICRS;
+    the XP tables have no positions, so the partition must carry them joined from ``gaia_source``). One row
+    per input star; the columns of :func:`xp_catalog` without those in :data:`_NOT_IN_PARTITIONS`.
+
+    Raises ``ValueError`` naming the file when it is not Parquet, has no ``ra``/``dec``, or has a star without
+    a finite position (HATS places every row by its position)."""
+    import pyarrow.parquet as pq
+
+    from latentsky.io.gaia_xp import read_xp_continuous
+
+    if not str(path).lower().endswith((".parquet", ".pq")):
+        raise ValueError(
+            f"{path}: an xp.partitions table must be Parquet (the project's XP layout plus ra, dec)"
+        )
+    names = {n.lower(): n for n in pq.read_schema(path).names}
+    missing = [c for c in ("ra", "dec") if c not in names]
+    if missing:
+        raise ValueError(
+            f"{path}: no column(s) {', '.join(missing)}; join ra and dec from gaia_source by source_id"
+        )
+    positions = pq.read_table(path, columns=[names["ra"], names["dec"]]).to_pandas()
+    ra, dec = (positions[names[c]].to_numpy(dtype=float) for c in ("ra", "dec"))
+    bad = ~(np.isfinite(ra) & np.isfinite(dec))
+    if bad.any():
+        raise ValueError(
+            f"{path}: {int(bad.sum())} star(s) without a finite ra/dec; HATS places rows by position"
+        )
+    table = read_xp_continuous(path)
+    full = full_covariance_chi2_of_file(path, model, norm, missing_band)
+    catalog = xp_catalog(
+        {"partition": (table, None)},
+        model,
+        norm,
+        missing_band=missing_band,
+        full_cov_chi2=None if full is None else {"partition": full},
+    ).drop(columns=list(_NOT_IN_PARTITIONS))
+    catalog.insert(1, "ra", ra)
+    catalog.insert(2, "dec", dec)
+    return catalog
