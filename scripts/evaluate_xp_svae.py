@@ -146,6 +146,7 @@ with job_logging(smk) as log:
                 "reduced_chi2_with_scatter": ev.reduced_chi2(r_u),
                 "reduced_chi2_no_scatter": ev.reduced_chi2(r0_u),
                 "mean_scatter": rec.s_hat.mean(axis=1),
+                "latent_density": ev.latent_density_score(mu_train, rec.mu, seed),
             }
             m["outlier_recall"] = {k: ev.outlier_recall(v, kinds != "none") for k, v in scores.items()}
             tr = np.column_stack([np.log10(tc["teff"]), tc["logg"], tc["m_h"], tc["a0"]])

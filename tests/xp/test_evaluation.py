@@ -200,3 +200,12 @@ def test_errors_by_region_counts_the_stars_behind_a_tail_and_acceptance_reports_
     assert acc["cannon_over_svae_gt10_low_logg"]["met"]
     assert acc["cannon_over_svae_gt10_low_logg"]["stars_beyond_10_sigma"] == {"cannon": 1, "svae": 0}
     assert acc["svae_tail_gt5"]["met"] and not acc["mean_abs_error_ratio_bp"]["met"]  # ratio ≈ 0.5
+
+
+def test_latent_density_score_ranks_stars_off_the_training_manifold_first():
+    rng = np.random.default_rng(37)
+    train = rng.normal(size=(3000, 6))
+    inliers, outliers = rng.normal(size=(500, 6)), rng.normal(size=(10, 6)) + 6.0
+    score = ev.latent_density_score(train, np.r_[inliers, outliers], seed=0, n_components=3)
+    recall = ev.outlier_recall(score, np.r_[np.zeros(500, bool), np.ones(10, bool)])
+    assert recall["recall_top5pc"] == 1.0 and recall["n_anomalies"] == 10

@@ -29,6 +29,7 @@ __all__ = [
     "latent_label_information",
     "latent_coverage",
     "outlier_recall",
+    "latent_density_score",
     "reduced_chi2",
     "full_covariance_chi2",
     "label_regions",
@@ -323,6 +324,19 @@ def outlier_recall(
         top = order[: max(1, int(round(f * ok.sum())))]
         out[f"recall_top{f * 100:g}pc"] = float(anomalies[top].sum() / max(anomalies.sum(), 1))
     return out
+
+
+def latent_density_score(
+    train_latents: np.ndarray, latents: np.ndarray, seed: int, n_components: int = 10
+) -> np.ndarray:
+    """−log density of each latent under a Gaussian mixture (``n_components``, full covariances) fitted to the
+    training stars' latents: the spec's fourth outlier score (A3 ``outlier_recall``), high where few training
+    stars lie."""
+    from sklearn.mixture import GaussianMixture
+
+    gmm = GaussianMixture(n_components=n_components, covariance_type="full", random_state=seed)
+    gmm.fit(train_latents)
+    return -gmm.score_samples(latents)
 
 
 # --- the whole evaluation (rule evaluate_xp_svae) -----------------------------------------------------------
