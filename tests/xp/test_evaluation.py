@@ -128,6 +128,37 @@ def test_scatter_recovery_ranks_a_scatter_that_follows_the_truth():
     assert good["median_abs_log10_ratio"] < 0.1
 
 
+def test_scatter_recovery_scores_the_resolvable_stars_and_keeps_the_all_star_reading():
+    # 3,000 stars whose injected scatter is constant to 0.1 % and a tenth of σ (unresolvable: ŝ there is the
+    # model's error, random) and 1,000 whose scatter is 0.1–10 σ and recovered within 0.1 dex.
+    rng = np.random.default_rng(29)
+    sigma = np.full((4000, 110), 0.1)
+    flat = 0.01 * (1 + 1e-3 * rng.random((3000, 1))) * np.ones((1, 110))
+    high = np.exp(rng.uniform(np.log(0.01), np.log(1.0), size=(1000, 1))) * np.ones((1, 110))
+    s_true = np.r_[flat, high]
+    s_hat = np.r_[rng.uniform(0.02, 0.05, size=flat.shape), high * 10 ** rng.normal(0, 0.1, size=high.shape)]
+    rec = ev.scatter_recovery(s_hat, s_true, sigma)
+    assert rec["n_coefficients"] == 110
+    # s_true/σ > 0.5 holds for the stars with s_true > 0.05: log-uniform over 0.01–1, a fraction
+    # log10(20)/2 of them (binomial standard error over 1,000 stars: 0.004 of the total).
+    assert rec["fraction_of_elements"] == pytest.approx(np.log10(20) / 2 * 1000 / 4000, abs=0.012)
+    assert rec["spearman_median"] > 0.85 and rec["median_abs_log10_ratio"] < 0.1
+    assert "all_stars" not in rec  # the median star is unresolvable
+    # Every star ranked (all of them pass a 0.05 cut): the plateau's random ŝ dilutes the rank correlation.
+    diluted = ev.scatter_recovery(s_hat, s_true, sigma, min_ratio=0.05)["all_stars"]["spearman_median"]
+    assert diluted < 0.5 < rec["spearman_median"]
+    acc = ev.acceptance(
+        {"tail_fraction": {"svae": {"all": {"gt5": 0.0}}}, "mean_abs_error_ratio": {}, "scatter_recovery": rec}
+    )
+    assert acc["scatter_spearman"]["met"] and acc["scatter_log_ratio"]["met"]
+    assert acc["scatter_spearman"]["value"] == rec["spearman_median"]
+
+
+def test_scatter_recovery_without_resolvable_stars():
+    rec = ev.scatter_recovery(np.full((100, 110), 0.1), np.full((100, 110), 0.01), np.ones((100, 110)))
+    assert rec["n_coefficients"] == 0 and "spearman_median" not in rec and "all_stars" not in rec
+
+
 def test_scatter_by_region_reports_medians_and_their_ratio():
     s_true = np.r_[np.full(50, 0.02), np.full(30, 0.2)][:, None] * np.ones((1, 110))
     s_hat = np.r_[np.full(50, 0.08), np.full(30, 0.22)][:, None] * np.ones((1, 110))
