@@ -10,6 +10,13 @@ CANNON = config["cannon"]
 XP_DIR = f"{RESULTS}/sources/xp"
 XP_SAMPLES = ["crossmatch", "unlabelled"]
 XP_SIMULATED = XP["kind"] == "simulated"
+# xp.kind apogee_crossmatch: the archives' stars, fetched in XP_FETCH["n_parts"] jobs per sample.
+XP_FETCH = XP["apogee_crossmatch"]
+XP_ALLSTAR = (
+    XP_FETCH["allstar"]
+    or f"{XP_DIR}/apogee/{os.path.basename(XP_FETCH['allstar_url'])}"
+)
+XP_PART = f"{XP_DIR}/parts/{{sample}}-{{part}}-of-{XP_FETCH['n_parts']}.parquet"
 XP_MODEL_DIR = f"{RESULTS}/models/xp"
 SVAE_PRESETS = list(SVAE["presets"])
 SVAE_MODEL = f"{XP_MODEL_DIR}/svae_{{preset}}.pt"
@@ -69,7 +76,7 @@ if SVAE["catalog_preset"] not in SVAE_PRESETS:
     raise ValueError(
         f"svae.catalog_preset {SVAE['catalog_preset']!r} is not one of svae.presets {SVAE_PRESETS}"
     )
-if not XP_SIMULATED and not XP["file"]["crossmatch"]:
+if XP["kind"] == "file" and not XP["file"]["crossmatch"]:
     raise ValueError(
         "xp.kind is 'file' but xp.file.crossmatch lists no XP table of labelled stars"
     )
@@ -111,6 +118,97 @@ if XP_SIMULATED:
             seed=seed_for("simulate_xp_survey"),
         script:
             "../scripts/simulate_xp_survey.py"
+
+elif XP["kind"] == "apogee_crossmatch":
+
+    if not XP_FETCH["allstar"]:
+
+        # APOGEE DR17 allStarLite from the SDSS Science Archive Server, checked to read as an allStar table.
+        rule fetch_apogee_allstar:
+            output:
+                XP_ALLSTAR,
+            log:
+                f"{LOGS}/fetch_apogee_allstar.log",
+            retries: 3
+            conda:
+                "../envs/latentsky.yaml"
+            resources:
+                mem_mb=4000,
+                runtime=120,
+            params:
+                url=XP_FETCH["allstar_url"],
+            script:
+                "../scripts/fetch_apogee_allstar.py"
+
+    # The unlabelled sample's ids: the first n_unlabelled XP sources in gaia_source's random_index order.
+    rule select_xp_unlabelled_ids:
+        output:
+            ids=f"{XP_DIR}/unlabelled_ids.parquet",
+            answer=f"{XP_DIR}/unlabelled_ids_tap.vot",
+        log:
+            f"{LOGS}/select_xp_unlabelled_ids.log",
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=120,
+        params:
+            fetch=XP_FETCH,
+        script:
+            "../scripts/select_xp_unlabelled_ids.py"
+
+    # One part of a sample's XP spectra (source_id modulo n_parts) through the archive's datalink, G flux by
+    # TAP; every asked-for id keeps its row (missing_from_archive when the archive has no spectrum).
+    rule fetch_xp_part:
+        input:
+            ids=lambda wildcards: (
+                XP_ALLSTAR
+                if wildcards.sample == "crossmatch"
+                else f"{XP_DIR}/unlabelled_ids.parquet"
+            ),
+        output:
+            XP_PART,
+        log:
+            f"{LOGS}/fetch_xp_part/{{sample}}-{{part}}.log",
+        wildcard_constraints:
+            sample="|".join(XP_SAMPLES),
+            part=r"\d+",
+        retries: 3
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=4000,
+            runtime=600,
+        params:
+            fetch=XP_FETCH,
+        script:
+            "../scripts/fetch_xp_part.py"
+
+    # A sample's parts in one table, the cross-match with its allStar labels joined by source_id.
+    rule xp_sources_from_parts:
+        input:
+            parts=lambda wildcards: expand(
+                XP_PART,
+                sample=wildcards.sample,
+                part=range(XP_FETCH["n_parts"]),
+            ),
+            allstar=lambda wildcards: (
+                [XP_ALLSTAR] if wildcards.sample == "crossmatch" else []
+            ),
+        output:
+            f"{XP_DIR}/{{sample}}.parquet",
+        log:
+            f"{LOGS}/xp_sources_from_parts/{{sample}}.log",
+        wildcard_constraints:
+            sample="|".join(XP_SAMPLES),
+        conda:
+            "../envs/latentsky.yaml"
+        resources:
+            mem_mb=8000,
+            runtime=120,
+        script:
+            "../scripts/xp_sources_from_parts.py"
 
 else:
 

@@ -6,26 +6,38 @@ built here with the DR17 column names."""
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import re
 import socket
-import zipfile
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from astropy.io import fits, votable
-from astropy.table import Table
-from loopback_http import LoopbackServer, RecordedRequest, Response, apache_index, block_external_network
+from gaia_xp_archive import (
+    BRIGHT,
+    BULK,
+    DATA,
+    DATALINK_ID,
+    FAINT,
+    NO_BP,
+    TAP_ASYNC,
+    UNKNOWN,
+    ArchiveEmulator,
+    archive_csv_rows,
+    gaia_client,
+    write_allstar,
+)
+from loopback_http import LoopbackServer, Response, apache_index, block_external_network
 
 from latentsky.fetch.gaia_xp import (
-    APOGEE_ALLSTAR_COLUMNS,
     XP_BULK_URL,
+    fetch_apogee_allstar,
     fetch_g_flux,
+    fetch_random_xp_source_ids,
     fetch_xp_bulk_partition,
     fetch_xp_datalink,
     list_xp_bulk_files,
+    random_xp_ids_adql,
     read_apogee_allstar,
     select_xp_bulk_files,
     xp_bulk_file_urls,
@@ -35,15 +47,6 @@ from latentsky.io.gaia_xp import FLAGS, G_ZERO_POINT, flag_names, read_xp_contin
 from latentsky.io.healpix import source_id_range
 from latentsky.provenance.files import read_provenance
 from latentsky.provenance.record import build_record
-
-DATA = "/data-server/data"
-TAP_ASYNC = "/tap-server/tap/async"
-BULK = "/Gaia/gdr3/Spectroscopy/xp_continuous_mean_spectrum"
-BRIGHT, NO_BP, FAINT = 5853498713190525696, 5405570973190252288, 5762406957886626816
-DATALINK_ID = 5937083312263887616
-UNKNOWN = 42  # a source_id the archive has no XP spectrum (and no gaia_source row) for
-#: gaia_source answers of the TAP emulation (test inputs, not archive values): flux, magnitude.
-G_ROWS = {BRIGHT: (1.25e6, 10.44), NO_BP: (410.0, 19.16), FAINT: (np.nan, 14.1)}
 
 
 @pytest.fixture(autouse=True)
@@ -65,76 +68,7 @@ def record():
 
 @pytest.fixture(scope="module")
 def xp_csv(real_data):
-    """Header and data lines (by source_id) of the archive CSV with the missing-BP source."""
-    lines = (real_data / "gaia_xp_continuous" / "XP_CONTINUOUS_RAW_with_missing_BP.csv").read_bytes()
-    header, *rows = lines.splitlines(keepends=True)
-    return header, {int(r.split(b",", 1)[0]): r if r.endswith(b"\n") else r + b"\n" for r in rows}
-
-
-def _gaia(server: LoopbackServer):
-    from astroquery.gaia import GaiaClass
-
-    return GaiaClass(
-        gaia_tap_server=server.url + "/", gaia_data_server=server.url + "/", show_server_messages=False
-    )
-
-
-def _zip(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as bundle:
-        for name, body in members.items():
-            bundle.writestr(name, body)
-    return buffer.getvalue()
-
-
-class ArchiveEmulator:
-    """Datalink (RAW CSV zips of the real rows, or the real INDIVIDUAL bundle) and TAP (gaia_source G)."""
-
-    def __init__(self, server: LoopbackServer, xp_csv, datalink_zip: bytes, *, extra_id: int | None = None):
-        self.server = server
-        self.header, self.rows = xp_csv
-        self.datalink_zip = datalink_zip
-        self.extra_id = extra_id
-        self.datalink_forms: list[dict[str, str]] = []
-        self.queries: dict[str, str] = {}
-        server.route("POST", DATA, self._datalink)
-        job = TAP_ASYNC + r"/(?P<job>[^/]+)"
-        server.route("POST", TAP_ASYNC, self._create_job)
-        server.route("GET", re.compile(job + "/phase"), Response(body=b"COMPLETED"))
-        server.route("GET", re.compile(job + "/results/result"), self._result)
-
-    def _datalink(self, request: RecordedRequest) -> Response:
-        form = request.form()
-        self.datalink_forms.append(form)
-        ids = [int(s) for s in form["ID"].split(",")]
-        if ids == [DATALINK_ID]:
-            body = self.datalink_zip
-        else:
-            served = [i for i in ids if i in self.rows]
-            if self.extra_id is not None:
-                served.append(self.extra_id)
-            body = _zip({"XP_CONTINUOUS_RAW.csv": self.header + b"".join(self.rows[i] for i in served)})
-        return Response(body=body, headers={"Content-Type": "application/zip"})
-
-    def _create_job(self, request: RecordedRequest) -> Response:
-        job_id = f"{1712337806100 + len(self.queries)}XPG"
-        self.queries[job_id] = request.form()["QUERY"]
-        return Response(status=303, headers={"Location": f"{self.server.url}{TAP_ASYNC}/{job_id}"})
-
-    def _result(self, request: RecordedRequest) -> Response:
-        job_id = request.path.split("/")[-3]
-        ids = [int(s) for s in re.search(r"IN \(([^)]*)\)", self.queries[job_id]).group(1).split(",")]
-        known = [i for i in ids if i in G_ROWS]
-        table = Table(
-            {
-                "source_id": np.array(known, dtype=np.int64),
-                "phot_g_mean_flux": np.array([G_ROWS[i][0] for i in known]),
-                "phot_g_mean_mag": np.array([G_ROWS[i][1] for i in known], dtype=np.float32),
-            }
-        )
-        buffer = io.BytesIO()
-        votable.from_table(table).to_xml(buffer)
-        return Response(body=buffer.getvalue(), headers={"Content-Type": "application/x-votable+xml"})
+    return archive_csv_rows(real_data)
 
 
 @pytest.fixture
@@ -153,7 +87,7 @@ def test_datalink_fetch_chunks_reconciles_and_joins_g_flux(
     monkeypatch.chdir(cwd)
     out = tmp_path / "xp" / "apogee_xp.parquet"
     request = [FAINT, UNKNOWN, BRIGHT, NO_BP, FAINT]  # a repeat, fetched once
-    result = fetch_xp_datalink(request, out, gaia=_gaia(server), chunk_size=2, provenance=record)
+    result = fetch_xp_datalink(request, out, gaia=gaia_client(server), chunk_size=2, provenance=record)
 
     # Chunks of ≤ chunk_size ids, one datalink request and one TAP job each.
     assert [f["ID"] for f in archive.datalink_forms] == [f"{FAINT},{UNKNOWN}", f"{BRIGHT},{NO_BP}"]
@@ -206,7 +140,9 @@ def test_datalink_fetch_chunks_reconciles_and_joins_g_flux(
 def test_the_real_datalink_bundle_and_no_g_join(server, xp_csv, datalink_zip, real_data, record, tmp_path):
     ArchiveEmulator(server, xp_csv, datalink_zip)
     out = tmp_path / "one.parquet"
-    result = fetch_xp_datalink([DATALINK_ID], out, gaia=_gaia(server), with_g_flux=False, provenance=record)
+    result = fetch_xp_datalink(
+        [DATALINK_ID], out, gaia=gaia_client(server), with_g_flux=False, provenance=record
+    )
     assert result.n_returned == 1 and server.count("POST", TAP_ASYNC) == 0
     table = read_xp_continuous(out, with_correlations=True)
     direct = read_xp_continuous(
@@ -221,7 +157,7 @@ def test_the_real_datalink_bundle_and_no_g_join(server, xp_csv, datalink_zip, re
 def test_a_chunk_with_no_spectra_at_all(server, xp_csv, datalink_zip, record, tmp_path):
     ArchiveEmulator(server, xp_csv, datalink_zip)
     out = tmp_path / "none.parquet"
-    result = fetch_xp_datalink([UNKNOWN, 43], out, gaia=_gaia(server), provenance=record)
+    result = fetch_xp_datalink([UNKNOWN, 43], out, gaia=gaia_client(server), provenance=record)
     assert result.missing_source_ids == (UNKNOWN, 43) and result.n_g_flux == 0
     table = read_xp_continuous(out)
     assert (table.flags & FLAGS["missing_from_archive"]).all() and table.source_id.tolist() == [UNKNOWN, 43]
@@ -235,7 +171,7 @@ def test_datalink_failures_name_the_url_and_write_nothing(server, xp_csv, datali
         match=rf"^{re.escape(server.url + DATA)}: XP_CONTINUOUS datalink request for "
         r"chunk 1 of 1 \(2 ids from 5853498713190525696\) failed \(HTTPError: .*500",
     ):
-        fetch_xp_datalink([BRIGHT, FAINT], out, gaia=_gaia(server), provenance=record)
+        fetch_xp_datalink([BRIGHT, FAINT], out, gaia=gaia_client(server), provenance=record)
     assert list(tmp_path.iterdir()) == []
 
     ArchiveEmulator(server, xp_csv, datalink_zip, extra_id=NO_BP)
@@ -244,7 +180,7 @@ def test_datalink_failures_name_the_url_and_write_nothing(server, xp_csv, datali
         match=rf"{re.escape(server.url + DATA)}: the archive returned 1 source_id\(s\) "
         rf"that were not requested, e.g. {NO_BP}",
     ):
-        fetch_xp_datalink([BRIGHT], out, gaia=_gaia(server), provenance=record)
+        fetch_xp_datalink([BRIGHT], out, gaia=gaia_client(server), provenance=record)
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -276,7 +212,7 @@ def test_datalink_arguments_are_checked(record, tmp_path):
 
 def test_fetch_g_flux_chunks_and_reconciles(server, xp_csv, datalink_zip):
     archive = ArchiveEmulator(server, xp_csv, datalink_zip)
-    frame = fetch_g_flux([NO_BP, UNKNOWN, BRIGHT], gaia=_gaia(server), chunk_size=2)
+    frame = fetch_g_flux([NO_BP, UNKNOWN, BRIGHT], gaia=gaia_client(server), chunk_size=2)
     assert len(archive.queries) == 2
     assert frame["source_id"].tolist() == [NO_BP, UNKNOWN, BRIGHT]
     assert frame["found"].tolist() == [True, False, True]
@@ -291,7 +227,7 @@ def test_failed_g_flux_job_names_the_tap_service(server):
     with pytest.raises(
         FetchError, match=rf"TAP service {re.escape(server.url)}/tap-server/tap.*ERROR.*table not found"
     ):
-        fetch_g_flux([BRIGHT], gaia=_gaia(server))
+        fetch_g_flux([BRIGHT], gaia=gaia_client(server))
 
 
 # ------------------------------------------------------------------------------------------------ bulk
@@ -390,17 +326,6 @@ def test_bulk_missing_file_names_the_url(server, bulk, record, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- APOGEE
-def _allstar(path, rows, *, drop=()):
-    names = list(APOGEE_ALLSTAR_COLUMNS)
-    formats = ["18A", "8A", "20A", "K", "E", "E", "E", "E", "E", "E", "E", "E", "J", "K", "E"]
-    columns = [
-        fits.Column(name=n, format=f, array=np.array([r[i] for r in rows]))
-        for i, (n, f) in enumerate(zip(names, formats, strict=True))
-        if n not in drop
-    ]
-    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(columns)]).writeto(path)
-
-
 def test_read_apogee_allstar_flags_duplicates_and_missing_gaia_ids(tmp_path):
     star = (4650.0, 80.0, 2.4, 0.05, -0.21, 0.01, 0.08, 0.03, 0, 0)
     rows = [
@@ -411,7 +336,7 @@ def test_read_apogee_allstar_flags_duplicates_and_missing_gaia_ids(tmp_path):
         ("2M00000032+5737103", "apo1m", "calibration", FAINT, *star, 50.0),
     ]
     path = tmp_path / "allStarLite-dr17-synspec_rev1.fits"
-    _allstar(path, rows)
+    write_allstar(path, rows)
     frame = read_apogee_allstar(path)
     assert len(frame) == 5  # nothing dropped
     assert (
@@ -425,6 +350,40 @@ def test_read_apogee_allstar_flags_duplicates_and_missing_gaia_ids(tmp_path):
     assert frame["SNR"].dtype.byteorder in ("=", "|", "<")
 
     cut = tmp_path / "cut.fits"
-    _allstar(cut, rows, drop=("M_H_ERR", "SFD_EBV"))
+    write_allstar(cut, rows, drop=("M_H_ERR", "SFD_EBV"))
     with pytest.raises(ValueError, match=r"^cut.fits: missing column\(s\) M_H_ERR, SFD_EBV"):
         read_apogee_allstar(cut)
+
+
+def test_fetch_apogee_allstar_checks_what_it_downloaded(server, tmp_path):
+    star = (4650.0, 80.0, 2.4, 0.05, -0.21, 0.01, 0.08, 0.03, 0, 0)
+    source = tmp_path / "served.fits"
+    write_allstar(source, [("2M00000002+7417074", "apo25m", "120+12", BRIGHT, *star, 143.0)])
+    server.route("GET", "/sas/allStarLite.fits", Response(body=source.read_bytes()))
+    out = fetch_apogee_allstar(tmp_path / "got" / "allStarLite.fits", server.url + "/sas/allStarLite.fits")
+    assert out.read_bytes() == source.read_bytes()
+    assert read_apogee_allstar(out)["GAIAEDR3_SOURCE_ID"].tolist() == [BRIGHT]
+    # An HTML error page served with status 200 is not an allStar table: nothing lands.
+    server.route("GET", "/sas/moved.fits", Response(body=b"<html>This file has moved</html>"))
+    bad = tmp_path / "got" / "moved.fits"
+    with pytest.raises(FetchError, match=rf"^{re.escape(server.url)}/sas/moved.fits: 32 bytes that are not"):
+        fetch_apogee_allstar(bad, server.url + "/sas/moved.fits", retries=0, backoff_s=0)
+    assert sorted(p.name for p in bad.parent.iterdir()) == ["allStarLite.fits"]
+
+
+def test_random_xp_source_ids_by_random_index(server, xp_csv, datalink_zip, tmp_path):
+    assert random_xp_ids_adql(3) == (
+        "SELECT TOP 3 source_id FROM gaiadr3.gaia_source WHERE has_xp_continuous = 'True' ORDER BY random_index"
+    )
+    with pytest.raises(ValueError, match="valid ADQL table"):
+        random_xp_ids_adql(3, table="gaia_source; DROP")
+    ArchiveEmulator(server, xp_csv, datalink_zip, random_ids=(FAINT, NO_BP, BRIGHT))
+    answer = tmp_path / "random.vot"
+    ids = fetch_random_xp_source_ids(2, answer, gaia=gaia_client(server))
+    assert ids.tolist() == [FAINT, NO_BP] and answer.exists()
+    # Fewer ids than asked for (a small table) come back as they are.
+    assert fetch_random_xp_source_ids(5, tmp_path / "r5.vot", gaia=gaia_client(server)).tolist() == [
+        FAINT,
+        NO_BP,
+        BRIGHT,
+    ]

@@ -19,7 +19,9 @@ Everything is written in one Parquet layout (:func:`latentsky.io.gaia_xp.xp_tabl
 simulator writes, atomically and with a provenance record. Every network failure raises
 :class:`~latentsky.fetch.http.FetchError` naming the URL.
 
-:func:`read_apogee_allstar` reads the label side of the cross-match (spec §A4.2 point 1).
+:func:`fetch_apogee_allstar` downloads and :func:`read_apogee_allstar` reads the label side of the cross-match
+(spec §A4.2 point 1); :func:`fetch_random_xp_source_ids` draws the unlabelled sample's ids by ``random_index``
+(point 4), whose spectra then come through the datalink like the cross-match's.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ from latentsky.fetch.gaia_archive import (
     run_tap_job,
     tap_location,
 )
-from latentsky.fetch.http import FetchError
+from latentsky.fetch.http import FetchError, download, http_session
 from latentsky.io.gaia_xp import (
     XpFormatError,
     XpTable,
@@ -65,16 +67,20 @@ from latentsky.io.healpix import source_id_range
 from latentsky.provenance.files import PARQUET_KEY, atomic_output, write_parquet
 
 __all__ = [
+    "ALLSTAR_DR17_URL",
     "APOGEE_ALLSTAR_COLUMNS",
     "DATALINK_MAX_IDS",
     "G_FLUX_COLUMNS",
     "XP_BULK_PREFIX",
     "XP_BULK_URL",
     "XpFetch",
+    "fetch_apogee_allstar",
     "fetch_g_flux",
+    "fetch_random_xp_source_ids",
     "fetch_xp_bulk_partition",
     "fetch_xp_datalink",
     "list_xp_bulk_files",
+    "random_xp_ids_adql",
     "read_apogee_allstar",
     "select_xp_bulk_files",
     "xp_bulk_file_urls",
@@ -425,6 +431,50 @@ def fetch_g_flux(
     return result
 
 
+def random_xp_ids_adql(n: int, *, table: str = "gaiadr3.gaia_source") -> str:
+    """``SELECT TOP n source_id … WHERE has_xp_continuous … ORDER BY random_index``: a reproducible random
+    sample of the sources with an XP spectrum (``random_index`` is a random permutation of the table's rows,
+    fixed by the release; spec §A4.2 point 4)."""
+    if not _TABLE_NAME.match(table):
+        raise ValueError(f"table {table!r} is not a valid ADQL table name (schema.table)")
+    if int(n) < 1:
+        raise ValueError(f"the number of random XP sources must be >= 1, got {n}")
+    return (
+        f"SELECT TOP {int(n)} source_id FROM {table} WHERE has_xp_continuous = 'True' ORDER BY random_index"
+    )
+
+
+def fetch_random_xp_source_ids(
+    n: int,
+    result_path: str | os.PathLike,
+    *,
+    gaia: Any = None,
+    table: str = "gaiadr3.gaia_source",
+    tap_url: str = DEFAULT_TAP_URL,
+) -> np.ndarray:
+    """The source_ids of :func:`random_xp_ids_adql`'s sample, in ``random_index`` order, from one asynchronous
+    TAP job whose VOTable answer is kept at ``result_path`` (``.vot``) as the record of what the archive said.
+
+    Raises
+    ------
+    FetchError
+        Naming the TAP service, when the job fails, the answer has no ``source_id`` column or repeats an id.
+    """
+    gaia = _gaia(gaia, tap_url)
+    where = tap_location(gaia, tap_url)
+    query = random_xp_ids_adql(n, table=table)
+    _, frame = run_tap_job(gaia, where, query, Path(result_path), output_format="votable", reader="votable")
+    frame = frame.rename(columns={c: str(c).lower() for c in frame.columns})
+    if "source_id" not in frame.columns:
+        raise FetchError(f"TAP service {where}: the answer to {query!r} has no source_id column")
+    ids = pd.to_numeric(frame["source_id"]).to_numpy(dtype=np.int64)
+    if len(np.unique(ids)) != len(ids):
+        raise FetchError(f"TAP service {where}: the answer to {query!r} repeats source_ids")
+    if len(ids) < n:
+        log.warning("TAP service %s: %d of the %d random XP sources asked for came back", where, len(ids), n)
+    return ids
+
+
 # ---------------------------------------------------------------------------------------------- bulk
 def xp_bulk_file_urls(
     healpix8_ranges: Iterable[tuple[int, int]], *, base_url: str = XP_BULK_URL
@@ -571,6 +621,41 @@ APOGEE_ALLSTAR_COLUMNS = (
 )
 _APOGEE_OPTIONAL = ("GAIAEDR3_PHOT_G_MEAN_MAG", "GAIAEDR3_PHOT_BP_MEAN_MAG", "GAIAEDR3_PHOT_RP_MEAN_MAG")
 _APOGEE_STRINGS = ("APOGEE_ID", "TELESCOPE", "FIELD")
+
+
+#: APOGEE DR17's allStarLite (labels without the per-element arrays; ~1 GB) on the SDSS Science Archive Server.
+ALLSTAR_DR17_URL = "https://data.sdss.org/sas/dr17/apogee/spectro/aspcap/dr17/synspec_rev1/allStarLite-dr17-synspec_rev1.fits"
+
+
+def fetch_apogee_allstar(
+    out_path: str | os.PathLike,
+    url: str = ALLSTAR_DR17_URL,
+    *,
+    session: requests.Session | None = None,
+    timeout: float = 120.0,
+    retries: int = 3,
+    backoff_s: float = 5.0,
+) -> Path:
+    """Download the allStar(Lite) FITS file to ``out_path`` (atomically) and check it reads as one
+    (:func:`read_apogee_allstar`'s columns), so a truncated file or an HTML error page never lands.
+
+    Raises
+    ------
+    FetchError
+        Naming the URL, when the download fails or the bytes are not an allStar table.
+    """
+    out = Path(out_path)
+    with atomic_output(out) as tmp:
+        with open(tmp, "wb") as sink:
+            n = download(
+                http_session(session), url, sink, timeout=timeout, retries=retries, backoff_s=backoff_s
+            )
+        try:
+            frame = read_apogee_allstar(tmp)
+        except (OSError, ValueError, TypeError) as exc:
+            raise FetchError(f"{url}: {n} bytes that are not an APOGEE allStar table ({exc})") from exc
+    log.info("%s: %d bytes, %d allStar rows → %s", url, n, len(frame), out)
+    return out
 
 
 def read_apogee_allstar(path: str | os.PathLike) -> pd.DataFrame:
