@@ -1,5 +1,5 @@
-"""What every trainer shares: the device a job runs on, the key that ties a resume file to its run, the
-train/val/test split and the ranks of a catalog's outlier score.
+"""What every trainer shares: the device a job runs on, its arithmetic precision, the key that ties a resume
+file to its run, the train/val/test split and the ranks of a catalog's outlier score.
 
 The distance flow, PELS-VAE and the SPENDER autoencoders all train through these, so ``device: auto``
 means the same thing in every rule and a resume file from another configuration is never picked up.
@@ -37,6 +37,28 @@ def run_key(**identity: Any) -> str:
     """The identity of a training run (settings, seed, data digests… as JSON-serialisable keywords): a resume
     file whose key differs belongs to another run and is ignored."""
     return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()
+
+
+#: Values of a trainer's ``precision`` setting (bgs.autoencoder, cyclestarnet.training).
+PRECISIONS = ("fp32", "bf16", "auto")
+
+
+def resolve_precision(precision: str, device: str | torch.device) -> str:
+    """``"fp32"`` or ``"bf16"`` for a ``precision`` setting on ``device``. ``"auto"`` takes bf16 only where
+    the hardware has bfloat16 arithmetic: a CUDA device that supports it (Ampere and newer), or a CPU with
+    AMX tiles or AVX-512 BF16 (elsewhere oneDNN emulates bf16 and it is slower than float32)."""
+    if precision != "auto":
+        return precision
+    device = torch.device(device)
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    if device.type == "cpu":
+        native = (
+            getattr(torch.cpu, name, lambda: False)()
+            for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
+        )
+        return "bf16" if any(native) else "fp32"
+    return "fp32"
 
 
 SPLITS = ("train", "val", "test")

@@ -148,7 +148,11 @@ def test_scatter_recovery_scores_the_resolvable_stars_and_keeps_the_all_star_rea
     diluted = ev.scatter_recovery(s_hat, s_true, sigma, min_ratio=0.05)["all_stars"]["spearman_median"]
     assert diluted < 0.5 < rec["spearman_median"]
     acc = ev.acceptance(
-        {"tail_fraction": {"svae": {"all": {"gt5": 0.0}}}, "mean_abs_error_ratio": {}, "scatter_recovery": rec}
+        {
+            "tail_fraction": {"svae": {"all": {"gt5": 0.0}}},
+            "mean_abs_error_ratio": {},
+            "scatter_recovery": rec,
+        }
     )
     assert acc["scatter_spearman"]["met"] and acc["scatter_log_ratio"]["met"]
     assert acc["scatter_spearman"]["value"] == rec["spearman_median"]

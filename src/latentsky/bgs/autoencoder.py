@@ -37,7 +37,7 @@ import torch
 
 from latentsky.config import dataclass_from_dict
 from latentsky.provenance.files import atomic_output, load_checkpoint, save_checkpoint
-from latentsky.training import run_key
+from latentsky.training import PRECISIONS, resolve_precision, run_key
 
 __all__ = [
     "SpenderSettings",
@@ -64,8 +64,6 @@ __all__ = [
 ]
 
 _FORMAT = "latentsky-checkpoint-v1"
-#: Values of ``bgs.autoencoder.precision``.
-PRECISIONS = ("fp32", "bf16", "auto")
 #: Values of ``bgs.autoencoder.similarity_space``.
 SIMILARITY_SPACES = ("data", "restframe")
 _RESUME_KIND = "spender-autoencoder-resume"
@@ -137,24 +135,6 @@ class SpenderSettings:
     def from_dict(cls, d: Mapping[str, Any]) -> SpenderSettings:
         """From the ``bgs.autoencoder`` config block; unknown keys are an error naming them."""
         return dataclass_from_dict(cls, d, "bgs.autoencoder")
-
-
-def resolve_precision(precision: str, device: str | torch.device) -> str:
-    """``"fp32"`` or ``"bf16"`` for a ``precision`` setting on ``device``. ``"auto"`` takes bf16 only where
-    the hardware has bfloat16 arithmetic: a CUDA device that supports it (Ampere and newer), or a CPU with
-    AMX tiles or AVX-512 BF16 (elsewhere oneDNN emulates bf16 and it is slower than float32)."""
-    if precision != "auto":
-        return precision
-    device = torch.device(device)
-    if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    if device.type == "cpu":
-        native = (
-            getattr(torch.cpu, name, lambda: False)()
-            for name in ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
-        )
-        return "bf16" if any(native) else "fp32"
-    return "fp32"
 
 
 def _desi_wave() -> torch.Tensor:
