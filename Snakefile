@@ -22,6 +22,7 @@ include: "rules/lightcurves.smk"
 include: "rules/pelsvae.smk"
 include: "rules/bgs.smk"
 include: "rules/xp.smk"
+include: "rules/cyclestarnet.smk"
 include: "rules/release.smk"
 
 

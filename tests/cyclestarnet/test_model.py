@@ -167,7 +167,7 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
         assert torch.equal(a, c), name
     assert hist_c == hist_a
     # The learning rate fell by lr_decay at half the run.
-    assert hist_a[0]["lr"] == pytest.approx(3e-4) and hist_a[-1]["lr"] == pytest.approx(3e-4 * 0.7)
+    assert hist_a[0]["lr"] == pytest.approx(1e-3) and hist_a[-1]["lr"] == pytest.approx(1e-3 * 0.7)
 
 
 def test_training_reduces_the_reconstruction_loss_and_another_seed_differs():

@@ -33,6 +33,8 @@ __all__ = [
     "FluxScale",
     "attribute_features",
     "feature_recovery",
+    "feature_sums",
+    "recovery_over_stars",
     "response_functions",
     "transfer_flux",
 ]
@@ -166,3 +168,24 @@ def attribute_features(
     out["correct_c_or_n"] = np.where(cn, np.isin(out["attributed_element"], ("C", "N")), out["correct"])
     out["in_top2"] = (out["top1_element"].to_numpy() == truth) | (out["top2_element"].to_numpy() == truth)
     return out
+
+
+def feature_sums(features: pd.DataFrame, spectra: np.ndarray) -> np.ndarray:
+    """Σ over each feature's pixels of ``spectra`` (n, P) → (n, n_features), by cumulative sums (no loop over
+    stars)."""
+    cs = np.concatenate([np.zeros((len(spectra), 1)), np.cumsum(spectra, axis=1)], axis=1)
+    first = features["first_pixel"].to_numpy(dtype=int)
+    last = features["last_pixel"].to_numpy(dtype=int)
+    return cs[:, last + 1] - cs[:, first]
+
+
+def recovery_over_stars(
+    features: pd.DataFrame, transferred: np.ndarray, synth_masked: np.ndarray, observed_true: np.ndarray
+) -> np.ndarray:
+    """R_k of every masked feature at every star (n, n_features; NaN for unmasked features or where nothing
+    is missing) — the reference-giant statistic of :func:`feature_recovery` over a population."""
+    missing = feature_sums(features, synth_masked - observed_true)
+    recovered = feature_sums(features, synth_masked - transferred)
+    masked = features["masked"].to_numpy(dtype=bool)[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(masked & (missing > 0), recovered / missing, np.nan)

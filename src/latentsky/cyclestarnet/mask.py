@@ -47,6 +47,7 @@ __all__ = [
     "reference_labels",
     "find_line_features",
     "build_line_mask",
+    "mask_from_features",
 ]
 
 #: The reference K giant of ``Create_Line_Mask`` (labels by name; every ``[X/H]`` is 0). The paper's text
@@ -283,3 +284,14 @@ def build_line_mask(
     for first, last in table.loc[table["masked"], ["first_pixel", "last_pixel"]].itertuples(index=False):
         mask[first : last + 1] = True
     return table.reset_index(drop=True), mask
+
+
+def mask_from_features(table: pd.DataFrame, n_pixels: int) -> np.ndarray:
+    """The (n_pixels,) boolean pixel mask of a feature table with a ``masked`` column (the union of the masked
+    features' inclusive pixel ranges) — how the mask is read back from ``line_mask.parquet``."""
+    mask = np.zeros(int(n_pixels), dtype=bool)
+    for first, last in table.loc[table["masked"].astype(bool), ["first_pixel", "last_pixel"]].itertuples(
+        index=False
+    ):
+        mask[int(first) : int(last) + 1] = True
+    return mask

@@ -48,6 +48,8 @@ __all__ = [
     "latent_scores",
     "paired_validation",
     "train_cyclestarnet",
+    "load_cyclestarnet",
+    "save_cyclestarnet",
     "weighted_masked_mse",
 ]
 
@@ -77,7 +79,7 @@ class TrainingSettings:
 
     batch_size: int = 16
     iterations: int = 2000
-    lr: float = 3e-4
+    lr: float = 1e-3
     betas: list[float] = field(default_factory=lambda: [0.5, 0.999])
     lr_decay: float = 0.7
     lr_milestones: list[float] = field(default_factory=lambda: [0.5, 0.7, 0.9])
@@ -354,3 +356,41 @@ def train_cyclestarnet(
 
 def _detach(z: torch.Tensor | None) -> torch.Tensor | None:
     return None if z is None else z.detach()
+
+
+_MODEL_KIND = "cyclestarnet"
+
+
+def save_cyclestarnet(
+    path: str | os.PathLike,
+    model: CycleStarNet,
+    settings: TrainingSettings,
+    scale: Any,
+    history: list[dict[str, float]],
+    provenance: Mapping[str, Any],
+) -> Path:
+    """The trained network with everything needed to use it: its shape, the flux standardisation (two
+    scalars) and the training settings and history."""
+    state = {
+        "kind": _MODEL_KIND,
+        "network": model.settings.as_dict(),
+        "training": asdict(settings),
+        "flux_scale": {"mean": float(scale.mean), "scale": float(scale.scale)},
+        "model": model.state_dict(),
+        "history": list(history),
+    }
+    return save_checkpoint(state, path, provenance)
+
+
+def load_cyclestarnet(
+    path: str | os.PathLike, device: str | torch.device = "cpu"
+) -> tuple[CycleStarNet, Any]:
+    """(model in eval mode, :class:`~latentsky.cyclestarnet.lines.FluxScale`) from :func:`save_cyclestarnet`."""
+    from latentsky.cyclestarnet.lines import FluxScale
+
+    state, _ = load_checkpoint(path, map_location=str(device))
+    if state.get("kind") != _MODEL_KIND:
+        raise ValueError(f"{path}: not a Cycle-StarNet model file (kind {state.get('kind')!r})")
+    model = CycleStarNet(NetworkSettings(**state["network"]))
+    model.load_state_dict(state["model"])
+    return model.to(device).eval(), FluxScale(**state["flux_scale"])
