@@ -7,6 +7,16 @@ CSN = config["cyclestarnet"]
 
 APOGEE_DIR = f"{RESULTS}/sources/apogee_toy"
 CSN_MODEL_DIR = f"{RESULTS}/models/cyclestarnet"
+# Memory of the jobs that hold both domains' spectra (float32 flux, error, weight and a float64 copy, ×1.5):
+# 0.5 GB at the demo's 2 × 8,000 stars of 2,047 pixels, 20 GB at the paper's 2 × 80,000 of 7,167.
+CSN_DATA_MB = int(
+    2000
+    + 1.5
+    * 20
+    * APOGEE_SIM["n_pixels"]
+    * (2 * APOGEE_SIM["n_train"] + APOGEE_SIM["n_val"] + APOGEE_SIM["n_test"])
+    / 1e6
+)
 CSN_FIGURES = [
     "synthetic_residuals",
     "observed_residuals",
@@ -90,7 +100,7 @@ rule cyclestarnet_domains:
     conda:
         "../envs/latentsky.yaml"
     resources:
-        mem_mb=4000,
+        mem_mb=CSN_DATA_MB,
         runtime=20,
     params:
         simulated=APOGEE_SIM,
@@ -117,8 +127,11 @@ rule train_cyclestarnet:
     threads: 1
     resources:
         gpu=1,
-        mem_mb=lambda wildcards, attempt: 6000 * attempt,
-        runtime=lambda wildcards, attempt: 240 * attempt,
+        mem_mb=lambda wildcards, attempt: CSN_DATA_MB * attempt,
+        # 0.1 s an iteration: the demo network on one CPU core, and the authors' "≈ 10 h" for 350k paper-size
+        # iterations on a GPU (`latentsky benchmark cyclestarnet` measures it on yours).
+        runtime=lambda wildcards, attempt: attempt
+        * int(60 + CSN["training"]["iterations"] * 0.1 / 60),
     params:
         network=CSN["network"],
         training=CSN["training"],

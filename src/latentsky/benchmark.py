@@ -20,6 +20,7 @@ import resource
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -518,5 +519,200 @@ def format_xp_results(r: dict) -> str:
             f"{PAPER_XP_TRAINING_STARS:,} stars {p['paper_epoch_s']:.0f} s, {epochs[name]} epochs "
             f"{p['paper_epoch_s'] * epochs[name] / 3600:.1f} h",
         ]
+    lines.append(f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB")
+    return "\n".join(lines)
+
+
+#: Cycle-StarNet's iterations in paper 002 App. B (one generator and one critic step each, batch 8 per domain).
+PAPER_CYCLESTARNET_ITERATIONS = 350_000
+
+#: Sizes timed by :func:`benchmark_cyclestarnet`: (``NetworkSettings`` keywords, batch per domain). The demo's
+#: is ``NetworkSettings``' defaults at batch 16 (spec B2.3); the paper's is Table 1 (7,167 pixels, full widths,
+#: z_sh 25 and z_sp 4 channels, §4.1) at App. B's batch of 8.
+CYCLESTARNET_SIZES: dict[str, tuple[dict, int]] = {
+    "demo": ({}, 16),
+    "paper": ({"n_pixels": 7167, "width_factor": 1.0, "shared_z_filters": 25, "split_z_filters": 4}, 8),
+}
+
+
+def benchmark_cyclestarnet(
+    device: torch.device,
+    *,
+    sizes: Sequence[str] = ("demo", "paper"),
+    iterations: int = 10,
+    warmup: int = 2,
+    threads: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Seconds per Cycle-StarNet training iteration (a generator and a critic step, paper 002 §3.1 and App. B)
+    for each size in ``sizes`` (keys of :data:`CYCLESTARNET_SIZES`), in fp32 and, where the device has bfloat16
+    arithmetic (:func:`latentsky.training.resolve_precision` of ``"auto"``), in bf16.
+
+    Each configuration is one call of :func:`latentsky.cyclestarnet.training.train_cyclestarnet` for
+    ``warmup + iterations`` iterations on random standardised spectra (N(0, 1) pixels: the cost of an
+    iteration does not depend on the values), so the timed code is the trainer's own. Its ``progress``
+    callback stamps the clock after every iteration; the first ``warmup`` iterations (allocations, kernel
+    selection, Adam's lazily created state) are left out, and the median of the other intervals — robust to a
+    loaded machine descheduling the process now and then — is the figure. Every interval also holds the
+    trainer's paired validation (run here after each iteration, so that the callback fires), on two spectra; its
+    median, timed apart with :func:`latentsky.cyclestarnet.training.paired_validation` on the trained model, is
+    subtracted (about 5 % of an iteration on a CPU).
+
+    Parameters
+    ----------
+    device : where to train.
+    sizes : which of :data:`CYCLESTARNET_SIZES` to time.
+    iterations : timed iterations per configuration (≥ 1).
+    warmup : iterations before the timed ones (≥ 1: the first iteration has no interval to time).
+    threads : torch's intra-op threads during the benchmark (``None``: torch's default, usually the cores).
+    seed : of the spectra and the weights.
+
+    Returns
+    -------
+    dict
+        ``device``, ``threads``, ``iterations``, ``warmup``, ``demo_iterations`` (the demo's budget, from
+        ``TrainingSettings``), ``peak_rss_mib`` and ``runs``: one dict per (size, precision) with ``size``,
+        ``precision``, ``n_pixels``, ``width_factor``, ``shared_z_filters``, ``split_z_filters``, ``batch_size``,
+        ``s_per_iteration``, ``iterations_per_s``, ``validation_s``, ``paper_hours`` (paper size only: 350,000
+        iterations) or ``demo_minutes`` (demo size only), ``peak_gpu_mib`` (``None`` off a GPU).
+    """
+    from latentsky.cyclestarnet.model import NetworkSettings
+    from latentsky.cyclestarnet.training import (
+        Domains,
+        TrainingSettings,
+        paired_validation,
+        train_cyclestarnet,
+    )
+    from latentsky.training import resolve_precision
+
+    if iterations < 1 or warmup < 1:
+        raise ValueError(f"need iterations ≥ 1 and warmup ≥ 1; got {iterations} and {warmup}")
+    unknown = sorted(set(sizes) - set(CYCLESTARNET_SIZES))
+    if unknown:
+        raise ValueError(
+            f"unknown Cycle-StarNet size(s) {unknown}; expected some of {list(CYCLESTARNET_SIZES)}"
+        )
+    precisions = ["fp32"] + (["bf16"] if resolve_precision("auto", device) == "bf16" else [])
+    # 0.005 (the synthetic domain's error, paper §4.1.2) over the authors' flux scale 0.05181: the standardised
+    # error the trainer divides by; any positive value costs the same.
+    error = 0.005 / 0.05181
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    out: dict = {
+        "device": describe_device(device),
+        "threads": torch.get_num_threads(),
+        "iterations": iterations,
+        "warmup": warmup,
+        "demo_iterations": TrainingSettings().iterations,
+        "runs": [],
+    }
+    try:
+        for size in sizes:
+            keywords, batch = CYCLESTARNET_SIZES[size]
+            network = NetworkSettings(**keywords)
+            n_train = 4 * batch  # unpaired training spectra per domain; each batch draws from them
+            x = (
+                np.random.default_rng(seed)
+                .normal(size=(2 * n_train + 4, network.n_pixels))
+                .astype(np.float32)
+            )
+            domains = Domains(
+                synth=x[:n_train],
+                obs=x[n_train : 2 * n_train],
+                obs_error=np.full((n_train, network.n_pixels), error, np.float32),
+                obs_weight=np.ones((n_train, network.n_pixels), np.float32),
+                val_synth=x[-4:-2],
+                val_obs=x[-2:],
+                val_obs_error=np.full((2, network.n_pixels), error, np.float32),
+                val_obs_weight=np.ones((2, network.n_pixels), np.float32),
+                synth_error=error,
+            )
+            for precision in precisions:
+                settings = TrainingSettings(
+                    batch_size=batch,
+                    iterations=warmup + iterations,
+                    warmup_reconstruction_only=0,  # the authors' schedule; the same cost either way
+                    validate_every=1,  # the progress callback fires after each iteration's validation
+                    precision=precision,
+                )
+                stamps: list[float] = []
+
+                def stamp(done: int, row: dict[str, float], stamps: list[float] = stamps) -> None:
+                    _sync(device)
+                    stamps.append(time.perf_counter())
+
+                if device.type == "cuda":
+                    torch.cuda.reset_peak_memory_stats(device)
+                model, _ = train_cyclestarnet(
+                    domains, network, settings, seed=seed, device=device, progress=stamp
+                )
+                # stamps[k] follows iteration k + 1, so interval j (stamps[j + 1] − stamps[j]) is iteration j + 2:
+                # the timed iterations warmup + 1 … warmup + iterations are intervals warmup − 1 onwards.
+                intervals = np.diff(stamps)[warmup - 1 :]
+                val = [
+                    torch.as_tensor(a, device=device)
+                    for a in (
+                        domains.val_synth,
+                        domains.val_obs,
+                        domains.val_obs_error,
+                        domains.val_obs_weight,
+                    )
+                ]
+                validation = []
+                for _ in range(iterations):
+                    t0 = time.perf_counter()
+                    paired_validation(model, *val, synth_error=error)
+                    _sync(device)
+                    validation.append(time.perf_counter() - t0)
+                validation_s = float(np.median(validation))
+                s_per_it = float(np.median(intervals)) - validation_s
+                run = {
+                    "size": size,
+                    "precision": precision,
+                    "n_pixels": network.n_pixels,
+                    "width_factor": network.width_factor,
+                    "shared_z_filters": network.shared_z_filters,
+                    "split_z_filters": network.split_z_filters,
+                    "batch_size": batch,
+                    "s_per_iteration": s_per_it,
+                    "iterations_per_s": 1.0 / s_per_it,
+                    "validation_s": validation_s,
+                    "peak_gpu_mib": torch.cuda.max_memory_allocated(device) / 2**20
+                    if device.type == "cuda"
+                    else None,
+                }
+                if size == "paper":
+                    run["paper_hours"] = PAPER_CYCLESTARNET_ITERATIONS * s_per_it / 3600.0
+                else:
+                    run["demo_minutes"] = out["demo_iterations"] * s_per_it / 60.0
+                out["runs"].append(run)
+    finally:
+        torch.set_num_threads(threads_before)
+    out["peak_rss_mib"] = _peak_rss_mib()
+    return out
+
+
+def format_cyclestarnet_results(r: dict) -> str:
+    """The lines ``latentsky benchmark cyclestarnet`` prints for a :func:`benchmark_cyclestarnet` result: one per
+    (size, precision) with s/it, it/s and the run's budget in wall time (the paper's 350,000 iterations in hours,
+    the demo's in minutes), every figure to 4 significant digits."""
+    lines = [
+        f"Cycle-StarNet (paper 002) training on {r['device']}, {r['threads']} torch thread(s): median of "
+        f"{r['iterations']} iterations (generator + critic step) after {r['warmup']} warm-up, paired "
+        f"validation timed apart and subtracted"
+    ]
+    for run in r["runs"]:
+        if "paper_hours" in run:
+            budget = f"the paper's {PAPER_CYCLESTARNET_ITERATIONS:,} iterations in {run['paper_hours']:.4g} h"
+        else:
+            budget = f"the demo's {r['demo_iterations']:,} iterations in {run['demo_minutes']:.4g} min"
+        gpu = f", GPU peak {run['peak_gpu_mib']:.0f} MiB" if run["peak_gpu_mib"] is not None else ""
+        lines.append(
+            f"  {run['size']} ({run['n_pixels']:,} px, widths × {run['width_factor']:g}, z_sh "
+            f"{run['shared_z_filters']}, z_sp {run['split_z_filters']}, batch {run['batch_size']}), "
+            f"{run['precision']}: {run['s_per_iteration']:.4g} s/it, {run['iterations_per_s']:.4g} it/s "
+            f"→ {budget}{gpu}"
+        )
     lines.append(f"  peak memory: RSS {r['peak_rss_mib']:.0f} MiB")
     return "\n".join(lines)

@@ -431,6 +431,24 @@ def _run_benchmark_xp(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_benchmark_cyclestarnet(args: argparse.Namespace) -> int:
+    from latentsky.benchmark import benchmark_cyclestarnet, format_cyclestarnet_results
+    from latentsky.training import resolve_device
+
+    if args.iterations < 1 or args.warmup < 1 or (args.threads is not None and args.threads < 1):
+        print("error: need --iterations ≥ 1, --warmup ≥ 1 and --threads ≥ 1", file=sys.stderr)
+        return 2
+    result = benchmark_cyclestarnet(
+        resolve_device(args.device),
+        sizes=["demo", "paper"] if args.size == "both" else [args.size],
+        iterations=args.iterations,
+        warmup=args.warmup,
+        threads=args.threads,
+    )
+    print(format_cyclestarnet_results(result))
+    return 0
+
+
 def _run_benchmark_bgs(args: argparse.Namespace) -> int:
     from latentsky.benchmark import benchmark_bgs, format_bgs_results
     from latentsky.training import resolve_device
@@ -586,6 +604,23 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--stars", type=int, default=200_000, help="spectra encoded (default 200,000)")
     b.add_argument("--train", type=int, default=40_960, help="stars in the timed training epoch")
     b.set_defaults(func=_run_benchmark_xp)
+    b = bsub.add_parser(
+        "cyclestarnet",
+        help="Cycle-StarNet (paper 002): training iterations/s at demo and paper size, fp32 and bf16 where the "
+        "device has it, extrapolated to the paper's 350,000 iterations",
+    )
+    b.add_argument("--device", default="auto", help="auto | cpu | cuda[:N]")
+    b.add_argument("--size", choices=("demo", "paper", "both"), default="both")
+    b.add_argument(
+        "--iterations", type=int, default=10, help="timed iterations per configuration (default 10)"
+    )
+    b.add_argument("--warmup", type=int, default=2, help="iterations before the timed ones (default 2)")
+    b.add_argument(
+        "--threads",
+        type=int,
+        help="torch threads (default: torch's, usually the cores; on a busy machine fewer avoid oversubscription)",
+    )
+    b.set_defaults(func=_run_benchmark_cyclestarnet)
 
     p = sub.add_parser(
         "generate-lightcurves",

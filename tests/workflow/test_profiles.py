@@ -22,6 +22,8 @@ def test_slurm_profile_resolves_from_repo_root(repo_root):
             "results/models/cmd_flow/model.pt",
             "results/models/pelsvae/cvae/model.pt",
             "results/models/pelsvae/cvae_p/model.pt",
+            "results/models/xp/svae_paper.pt",
+            "results/models/cyclestarnet/cyclestarnet.pt",
         ],
         cwd=repo_root,
         capture_output=True,
@@ -35,7 +37,13 @@ def test_slurm_profile_resolves_from_repo_root(repo_root):
     assert "slurm_partition=cpu" in out
     assert "rule simulate_dust_map:" in out
     # The GPU training rules are planned onto the GPU partition with their GPU.
-    for rule in ("train_cmd_flow", "train_pelsvae"):
+    for rule in (
+        "train_cmd_flow",
+        "train_pelsvae",
+        "train_svae",
+        "train_payne_emulator",
+        "train_cyclestarnet",
+    ):
         train = out[out.index(f"rule {rule}:") :]
         resources = train[train.index("resources:") : train.index("\n", train.index("resources:"))]
         assert "slurm_partition=gpu" in resources and "gpu=1" in resources, rule

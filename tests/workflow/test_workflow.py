@@ -663,3 +663,40 @@ def test_xp_encode_cli_reads_real_archive_files_and_keeps_every_row(workflow_run
     # The archive file carries its correlations: the full-covariance χ² is computed from them.
     assert np.isfinite(sco["recon_full_cov_chi2_64"].iloc[0]) and sco["recon_full_cov_chi2_64"].iloc[0] > 0
     assert read_provenance(out)["rule"] == "xp-encode"
+
+
+def test_cyclestarnet_products_keep_every_test_star_and_every_strong_feature(workflow_run):
+    """Paper 002 on the tiny mock: one transferred spectrum per paired test star, one missing-lines row per strong
+    feature of the line mask (recovery and attribution filled for the masked ones), the metrics with the issue's
+    acceptance block, and every file traceable to its rule."""
+    results = workflow_run / "results"
+    observed = pd.read_parquet(
+        results / "sources/apogee_toy/observed_spectra.parquet", columns=["star_id", "split"]
+    )
+    transferred = pd.read_parquet(results / "catalogs/cyclestarnet_transferred.parquet")
+    assert sorted(transferred["star_id"]) == sorted(observed.loc[observed["split"] == "test", "star_id"])
+    n_pixels = len(transferred["flux_observed"].iloc[0])
+    assert n_pixels == 2047 and all(len(f) == n_pixels for f in transferred["flux_transferred"])
+    assert np.isfinite(np.stack(transferred["flux_transferred"].to_numpy())).all()
+    mask = pd.read_parquet(results / "sources/apogee_toy/line_mask.parquet")
+    lines = pd.read_parquet(results / "catalogs/missing_lines.parquet")
+    assert len(lines) == len(mask) and lines["masked"].any()
+    assert lines.loc[lines["masked"], "attributed_element"].notna().all()
+    assert lines.loc[~lines["masked"], "recovery_ratio"].isna().all()
+    metrics = json.loads((results / "metrics/cyclestarnet.json").read_text())
+    assert metrics["n_test"] == len(transferred)
+    assert set(metrics["acceptance"]) == {
+        "emulator_median_error",
+        "recovery_median",
+        "false_fill_abs_median",
+        "attribution_atomic_top1",
+        "attribution_cn_c_or_n",
+    }
+    assert metrics["attribution"]["chance"] == pytest.approx(0.1)
+    history = pd.read_parquet(results / "models/cyclestarnet/cyclestarnet_history.parquet")
+    assert history["iteration"].tolist() == [10.0, 20.0, 30.0]
+    for name in ("line_recovery", "carbon_nitrogen", "training_curves"):
+        assert (
+            read_provenance(results / f"figures/cyclestarnet/{name}.png")["rule"] == "evaluate_cyclestarnet"
+        )
+    assert read_provenance(results / "catalogs/missing_lines.parquet")["rule"] == "cyclestarnet_products"

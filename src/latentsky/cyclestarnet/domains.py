@@ -62,7 +62,7 @@ class ObservedDomain:
 def emulate(emulator: torch.nn.Module, labels: np.ndarray, batch: int = 4096) -> np.ndarray:
     """The emulator's spectra (n, P) of physical labels (n, n_labels), float64."""
     out = [
-        emulator(torch.as_tensor(labels[i : i + batch], dtype=torch.float32)).double().numpy()
+        emulator(torch.tensor(np.asarray(labels[i : i + batch]), dtype=torch.float32)).double().numpy()
         for i in range(0, len(labels), batch)
     ]
     return np.concatenate(out) if out else np.zeros((0, 0))

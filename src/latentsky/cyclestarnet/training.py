@@ -89,7 +89,7 @@ class TrainingSettings:
     warmup_reconstruction_only: int = 200
     validate_every: int = 100
     checkpoint_every: int = 200
-    precision: str = "auto"
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         if set(self.loss_weights) != {"synth", "obs", "gen", "dis"}:
