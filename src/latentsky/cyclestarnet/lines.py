@@ -90,7 +90,8 @@ def response_functions(
     ``method`` ``autograd`` (exact) or ``finite_difference`` (forward differences of ``delta`` in physical units,
     divided by ``delta``: the authors' notebook)."""
     model.eval()
-    y = y.detach().to(torch.float32).reshape(1, -1)
+    dtype = next(model.parameters()).dtype  # float64 for a model cast with .double() (exact comparisons)
+    y = y.detach().to(dtype).reshape(1, -1)
 
     def synth(yy: torch.Tensor) -> torch.Tensor:
         return _masked(spectrum(yy), line_mask)
@@ -103,7 +104,7 @@ def response_functions(
         j_t = torch.func.jacrev(lambda v: transferred(v.unsqueeze(0))[0])(y[0])
         j_s, j_t = j_s.T, j_t.T
     elif method == "finite_difference":
-        steps = y + delta * torch.eye(y.shape[1])
+        steps = y + delta * torch.eye(y.shape[1], dtype=dtype)
         with torch.no_grad():
             j_s = (synth(steps) - synth(y)) / delta
             j_t = (transferred(steps) - transferred(y)) / delta
