@@ -39,6 +39,8 @@ RELEASED["cyclestarnet"] = lambda wildcards=None: [
 ]
 
 
+# The chain to train_cyclestarnet has priority 9 (as the BGS and crossmatch chains): at the default priority it
+# started at minute 7 of the demo and its 3-minute training ran alone at the end.
 # The toy H-band synthesiser's line list, the emulator's training spectra (labels 20 % wider than the stars')
 # and the label draws of both domains (spec B2.1–B2.2).
 rule simulate_apogee_toy:
@@ -48,6 +50,7 @@ rule simulate_apogee_toy:
         labels=f"{APOGEE_DIR}/domain_labels.parquet",
     log:
         f"{LOGS}/simulate_apogee_toy.log",
+    priority: 9
     conda:
         "../envs/latentsky.yaml"
     resources:
@@ -70,6 +73,7 @@ rule train_payne_emulator:
         history=f"{CSN_MODEL_DIR}/payne_history.parquet",
     log:
         f"{LOGS}/train_payne_emulator.log",
+    priority: 9
     retries: 2
     conda:
         "../envs/latentsky.yaml"
@@ -97,6 +101,7 @@ rule cyclestarnet_domains:
         observed=f"{APOGEE_DIR}/observed_spectra.parquet",
     log:
         f"{LOGS}/cyclestarnet_domains.log",
+    priority: 9
     conda:
         "../envs/latentsky.yaml"
     resources:
@@ -121,6 +126,7 @@ rule train_cyclestarnet:
         history=f"{CSN_MODEL_DIR}/cyclestarnet_history.parquet",
     log:
         f"{LOGS}/train_cyclestarnet.log",
+    priority: 9
     retries: 2
     conda:
         "../envs/latentsky.yaml"
