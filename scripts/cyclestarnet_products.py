@@ -7,14 +7,15 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from latentsky.cyclestarnet.domains import emulate, observed_arrays
+from latentsky.cyclestarnet.domains import emulate, noiseless_observed, observed_arrays
 from latentsky.cyclestarnet.evaluation import network_outputs
 from latentsky.cyclestarnet.lines import (
     attribute_features,
     feature_recovery,
+    mean_split_latent,
     recovery_over_stars,
+    reference_star,
     response_functions,
-    transfer_flux,
 )
 from latentsky.cyclestarnet.mask import mask_from_features
 from latentsky.cyclestarnet.training import load_cyclestarnet
@@ -22,7 +23,7 @@ from latentsky.io.spectra import list_column
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.payne import load_payne
 from latentsky.provenance.files import write_parquet
-from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, REFERENCE_LABELS, synthesise, wavelength_grid
+from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, REFERENCE_LABELS, wavelength_grid
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -57,26 +58,20 @@ with job_logging(smk) as log:
     write_parquet(table, smk.output.transferred, record)
 
     # The reference giant with the mean split latent of the paired validation stars (the authors' Fig. 10).
-    with torch.no_grad():
-        _, zsp = model.obs_to_z(scale.to_x(torch.as_tensor(obs["val"].flux, dtype=torch.float32)))
-    zsp_mean = None if zsp is None else zsp.mean(0, keepdim=True)
-    y_ref = torch.as_tensor(REFERENCE_LABELS, dtype=torch.float32)
-    mask_t = torch.as_tensor(mask)
-    with torch.no_grad():
-        full_ref = emulator(y_ref[None]).double().numpy()[0]
-        transferred_ref = (
-            transfer_flux(model, emulator(y_ref[None]), mask_t, scale, zsp_mean).double().numpy()[0]
-        )
-    if sim["experiment"] == "m1" and sim["observed_source"] == "emulator":
-        true_ref = full_ref
-    else:
-        grid = wavelength_grid(sim["n_pixels"])
-        true_ref = synthesise(REFERENCE_LABELS[None], pd.read_parquet(smk.input.line_list), grid)[0]
-    synth_ref = np.where(mask, 1.0, full_ref)
+    z_sp = mean_split_latent(model, scale, obs["val"].flux)
+    ref = reference_star(model, emulator, REFERENCE_LABELS, mask, scale, z_sp)
+    true_ref = noiseless_observed(
+        REFERENCE_LABELS,
+        experiment=sim["experiment"],
+        observed_source=sim["observed_source"],
+        emulator=emulator,
+        line_list=pd.read_parquet(smk.input.line_list),
+        grid=wavelength_grid(sim["n_pixels"]),
+    )[0]
     lines = features.copy()
-    lines = lines.join(feature_recovery(features, transferred_ref, synth_ref, true_ref))
+    lines = lines.join(feature_recovery(features, ref.transferred, ref.synth_masked, true_ref))
     response = response_functions(
-        model, emulator, y_ref, mask_t, scale, zsp_mean, method=smk.params.derivatives
+        model, emulator, ref.labels, torch.as_tensor(mask), scale, z_sp, method=smk.params.derivatives
     )
     lines = lines.join(attribute_features(features, response["J_diff"], list(LABEL_NAMES), list(ELEMENTS)))
     ratios = recovery_over_stars(features, out["transfer"], synth_masked, test.clean)

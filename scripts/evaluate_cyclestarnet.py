@@ -7,8 +7,8 @@ import torch
 
 from latentsky.cyclestarnet import evaluation as ev
 from latentsky.cyclestarnet import figures
-from latentsky.cyclestarnet.domains import emulate, observed_arrays
-from latentsky.cyclestarnet.lines import response_functions, transfer_flux
+from latentsky.cyclestarnet.domains import emulate, noiseless_observed, observed_arrays
+from latentsky.cyclestarnet.lines import mean_split_latent, reference_star, response_functions
 from latentsky.cyclestarnet.mask import mask_from_features
 from latentsky.cyclestarnet.training import load_cyclestarnet, paired_validation
 from latentsky.jobs import job_logging, job_record, use_job_threads
@@ -127,27 +127,22 @@ with job_logging(smk) as log:
             span=10.0,
         ),
     }
-    with torch.no_grad():
-        _, zsp = model.obs_to_z(t(observed_arrays(smk.input.observed)["val"].flux))
-    zsp_mean = None if zsp is None else zsp.mean(0, keepdim=True)
-    y_ref = torch.as_tensor(REFERENCE_LABELS, dtype=torch.float32)
-    mask_t = torch.as_tensor(mask)
-    with torch.no_grad():
-        full_ref = emulator(y_ref[None]).double().numpy()[0]
-        transferred_ref = (
-            transfer_flux(model, emulator(y_ref[None]), mask_t, scale, zsp_mean).double().numpy()[0]
-        )
-    true_ref = (
-        full_ref
-        if sim["observed_source"] == "emulator" and sim["experiment"] == "m1"
-        else synthesise(REFERENCE_LABELS[None], line_list, grid)[0]
-    )
-    response = response_functions(model, emulator, y_ref, mask_t, scale, zsp_mean)
+    z_sp = mean_split_latent(model, scale, observed_arrays(smk.input.observed)["val"].flux)
+    ref = reference_star(model, emulator, REFERENCE_LABELS, mask, scale, z_sp)
+    true_ref = noiseless_observed(
+        REFERENCE_LABELS,
+        experiment=sim["experiment"],
+        observed_source=sim["observed_source"],
+        emulator=emulator,
+        line_list=line_list,
+        grid=grid,
+    )[0]
+    response = response_functions(model, emulator, ref.labels, torch.as_tensor(mask), scale, z_sp)
     j = {e: response["J_diff"][list(LABEL_NAMES).index(f"[{e}/H]")] for e in ("Mg", "Si", "Fe", "C", "N")}
     figs["line_recovery"] = figures.line_recovery(
         grid,
-        np.where(mask, 1.0, full_ref),
-        transferred_ref,
+        ref.synth_masked,
+        ref.transferred,
         true_ref,
         features,
         {e: j[e] for e in ("Mg", "Si", "Fe", "C")},

@@ -24,7 +24,7 @@ import torch
 from latentsky.cyclestarnet.lines import FluxScale
 from latentsky.cyclestarnet.training import ERROR_FLOOR, Domains
 from latentsky.io.spectra import read_list_column
-from latentsky.simulate.apogee import add_noise, simulate_observed
+from latentsky.simulate.apogee import add_noise, simulate_observed, synthesise
 
 __all__ = [
     "EXPERIMENTS",
@@ -32,6 +32,7 @@ __all__ = [
     "OBSERVED_SOURCES",
     "ObservedDomain",
     "emulate",
+    "noiseless_observed",
     "flux_scale",
     "observed_arrays",
     "observed_domain",
@@ -186,3 +187,20 @@ def describe(domain: ObservedDomain) -> dict[str, Any]:
         "median_snr": float(np.median(domain.truth["snr"])),
         "masked_pixel_fraction": float(1 - domain.weight.mean()),
     }
+
+
+def noiseless_observed(
+    labels: np.ndarray,
+    *,
+    experiment: str,
+    observed_source: str,
+    emulator: torch.nn.Module,
+    line_list: pd.DataFrame,
+    grid: np.ndarray,
+) -> np.ndarray:
+    """The observed domain's noiseless spectrum of ``labels`` without instrument effects (the truth a recovered
+    line is compared with): the emulator's full spectrum in M1 with ``observed_source: emulator``, else the toy's
+    at R = 22,500."""
+    if experiment == "m1" and observed_source == "emulator":
+        return emulate(emulator, np.atleast_2d(labels))
+    return synthesise(np.atleast_2d(labels), line_list, grid)

@@ -34,6 +34,8 @@ __all__ = [
     "attribute_features",
     "feature_recovery",
     "feature_sums",
+    "mean_split_latent",
+    "reference_star",
     "recovery_over_stars",
     "response_functions",
     "transfer_flux",
@@ -190,3 +192,44 @@ def recovery_over_stars(
     masked = features["masked"].to_numpy(dtype=bool)[None, :]
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(masked & (missing > 0), recovered / missing, np.nan)
+
+
+@dataclass
+class ReferenceStar:
+    """One star through the synthetic model and the network (the authors' Fig. 10 reference giant): its labels,
+    the emulator's full spectrum, the masked synthetic spectrum, the transfer with ``z_sp`` and the split latent
+    used, all flux on the network's pixels."""
+
+    labels: torch.Tensor
+    full: np.ndarray
+    synth_masked: np.ndarray
+    transferred: np.ndarray
+    z_sp: torch.Tensor | None
+
+
+@torch.no_grad()
+def mean_split_latent(
+    model: CycleStarNet, scale: FluxScale, observed_flux: np.ndarray
+) -> torch.Tensor | None:
+    """The mean z_sp of observed spectra (the authors take 1,000 validation spectra for Fig. 10); None without a
+    split latent."""
+    _, z_sp = model.obs_to_z(scale.to_x(torch.as_tensor(observed_flux, dtype=torch.float32)))
+    return None if z_sp is None else z_sp.mean(0, keepdim=True)
+
+
+@torch.no_grad()
+def reference_star(
+    model: CycleStarNet,
+    spectrum: Callable[[torch.Tensor], torch.Tensor],
+    labels: np.ndarray,
+    line_mask: np.ndarray,
+    scale: FluxScale,
+    z_sp: torch.Tensor | None,
+) -> ReferenceStar:
+    """:class:`ReferenceStar` for physical ``labels`` (n_labels,), ``spectrum`` the emulator."""
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.float32)
+    full = spectrum(y[None])
+    mask = torch.as_tensor(line_mask)
+    transferred = transfer_flux(model, full, mask, scale, z_sp)
+    full_np = full.double().numpy()[0]
+    return ReferenceStar(y, full_np, np.where(line_mask, 1.0, full_np), transferred.double().numpy()[0], z_sp)
