@@ -31,7 +31,14 @@ pytestmark = pytest.mark.slurm
 STATE = os.environ.get("LATENTSKY_SLURM_STATE")
 CPU_PARTITION, GPU_PARTITION = "ci-cpu", "ci-gpu"
 # Rules that declare `gpu: 1` and so must land on the GPU partition.
-GPU_RULES = {"train_cmd_flow", "train_pelsvae", "train_bgs_autoencoder", "train_svae"}
+GPU_RULES = {
+    "train_cmd_flow",
+    "train_pelsvae",
+    "train_bgs_autoencoder",
+    "train_svae",
+    "train_payne_emulator",
+    "train_cyclestarnet",
+}
 
 
 def user_edited_profile(src: Path, dest: Path) -> Path:
