@@ -14,18 +14,8 @@ from latentsky.cyclestarnet.lines import (
     response_functions,
     transfer_flux,
 )
-from latentsky.cyclestarnet.model import CycleStarNet, NetworkSettings
+from latentsky.cyclestarnet.model import CycleStarNet
 
-SMALL = {
-    "n_pixels": 219,
-    "width_factor": 0.125,
-    "shared_z_filters": 4,
-    "domain_strides": [2, 2],
-    "shared_strides": [2, 2, 2],
-    "split_strides": [2, 2, 2],
-    "critic_x_filters": [16, 32, 64],
-    "critic_x_strides": [2, 2, 2],
-}
 LABELS = ["Teff", "[C/H]", "[Fe/H]"]
 
 
@@ -37,9 +27,9 @@ def _spectrum(y: torch.Tensor) -> torch.Tensor:
     return 1 - c - fe + 0.0 * y[:, :1] * x
 
 
-def test_transfer_masks_before_standardising():
+def test_transfer_masks_before_standardising(small_network):
     torch.manual_seed(0)
-    model = CycleStarNet(NetworkSettings(**SMALL)).eval()
+    model = CycleStarNet(small_network).eval()
     scale = FluxScale(0.95, 0.1)
     flux = _spectrum(torch.zeros(2, 3))
     mask = torch.zeros(219, dtype=torch.bool)
@@ -53,9 +43,9 @@ def test_transfer_masks_before_standardising():
     assert torch.equal(a, b) and torch.equal(a, c)
 
 
-def test_autograd_response_equals_finite_differences():
+def test_autograd_response_equals_finite_differences(small_network):
     torch.manual_seed(1)
-    model = CycleStarNet(NetworkSettings(**SMALL)).eval().double()
+    model = CycleStarNet(small_network).eval().double()
     scale = FluxScale(0.95, 0.1)
     mask = torch.zeros(219, dtype=torch.bool)
     mask[60:70] = True

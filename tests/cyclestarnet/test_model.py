@@ -87,20 +87,6 @@ def test_latent_scores_are_zero_for_identical_encodings_and_follow_the_authors_s
     assert latent_scores(lo, hi, lo, hi)["zsh"] == pytest.approx(1.0)
 
 
-#: A small network for the training tests (all strides 2: 219 pixels map onto a latent of length 2), so a
-#: training run takes a fraction of a second; the arithmetic and blocks are the same code as Table 1's.
-SMALL = {
-    "n_pixels": 219,
-    "width_factor": 0.125,
-    "shared_z_filters": 4,
-    "domain_strides": [2, 2],
-    "shared_strides": [2, 2, 2],
-    "split_strides": [2, 2, 2],
-    "critic_x_filters": [16, 32, 64],
-    "critic_x_strides": [2, 2, 2],
-}
-
-
 def _domains(n=48, p=219, seed=0):
     rng = np.random.default_rng(seed)
     base = rng.normal(size=(1, p))
@@ -138,8 +124,8 @@ def _tiny_settings(**kw):
     return TrainingSettings(**{**base, **kw})
 
 
-def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
-    domains, net = _domains(), NetworkSettings(**SMALL)
+def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path, small_network):
+    domains, net = _domains(), small_network
     model_a, hist_a = train_cyclestarnet(domains, net, _tiny_settings(), seed=3)
     model_b, hist_b = train_cyclestarnet(domains, net, _tiny_settings(), seed=3)
     for (name, a), b in zip(model_a.state_dict().items(), model_b.state_dict().values(), strict=True):
@@ -170,8 +156,8 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path):
     assert hist_a[0]["lr"] == pytest.approx(1e-3) and hist_a[-1]["lr"] == pytest.approx(1e-3 * 0.7)
 
 
-def test_training_reduces_the_reconstruction_loss_and_another_seed_differs():
-    domains, net = _domains(n=64), NetworkSettings(**SMALL)
+def test_training_reduces_the_reconstruction_loss_and_another_seed_differs(small_network):
+    domains, net = _domains(n=64), small_network
     settings = _tiny_settings(iterations=150, validate_every=50, batch_size=8, lr=1e-3)
     _, hist = train_cyclestarnet(domains, net, settings, seed=1)
     assert hist[-1]["rec_obs"] < 0.5 * hist[0]["rec_obs"]
