@@ -11,7 +11,7 @@ Recipe (vectorised; ~1,000 objects take well under a few seconds):
 1. **Classes.** Counts per class are allocated deterministically (largest remainder) from the "Clean" column
    of paper 000 Table 1, with a 1% floor so the rare ACEP / DSCT classes exist at demo size. Subtypes use
    the OGLE-III vocabulary, including the multi-mode / semi-regular ones the cleaning stage later drops
-   (Sec. 2.1: CEP F1O/1O2O, RRLYR RRd, DSCT MULTIMODE, LPV SRV/OSARG).
+   (Sec. 2.1: CEP F/1O and 1O/2O, written as OGLE-III writes them, RRLYR RRd, DSCT MULTIMODE, LPV SRV/OSARG).
 2. **Physics.** Per class: period (d), Teff (K) and M_G (mag) drawn so they sit where paper 000 Fig. 2 puts
    them (period–luminosity laws for the pulsators, a main-sequence-like M_G(Teff) for eclipsing binaries);
    R and L follow from M_G and Teff (bolometric correction neglected, documented below).
@@ -95,8 +95,8 @@ SUBTYPES: dict[str, tuple[tuple[str, float, float, float], ...]] = {
     "CEP": (
         ("F", 0.55, 1.5, 30.0),
         ("1O", 0.35, 1.0, 6.0),
-        ("F1O", 0.04, 1.0, 4.0),
-        ("1O2O", 0.06, 1.0, 1.5),
+        ("F/1O", 0.04, 1.0, 4.0),
+        ("1O/2O", 0.06, 1.0, 1.5),
     ),
     "DSCT": (("SINGLEMODE", 0.6, 0.02, 0.2), ("MULTIMODE", 0.4, 0.03, 0.15)),
     "ECL": (("EC", 0.3, 0.3, 1.0), ("ESD", 0.25, 0.5, 3.0), ("ED", 0.45, 1.0, 10.0)),
