@@ -217,6 +217,9 @@ def test_regressors_round_trip_with_provenance(tmp_path, small_model):
     assert read_checkpoint_provenance(path) == {"rule": "pelsvae_regression"}
     back = load_regressors(path)
     assert back.rmse == regs.rmse and back.classes == regs.classes
+    assert back.physics_range == regs.physics_range
+    (lo, hi) = regs.physics_range["RRLYR"]["teff"]
+    assert 6000 <= lo < 6100 and 7400 < hi <= 7500  # the training curves' T_eff ~ U(6000, 7500)
     args = (np.array([6500.0]), np.array([0.6]), np.array([0.5]), ["RRLYR"], np.array([0.3]))
     np.testing.assert_array_equal(back.predict("random_forest", *args), regs.predict("random_forest", *args))
     with pytest.raises(ValueError, match="positive period"):
@@ -246,7 +249,7 @@ def test_generation_follows_the_callers_timestamps(small_model):
                 "var_class": "RRLYR",
                 "teff": 7200,
                 "abs_g": 0.6,
-                "period": 0.4,
+                "period": 0.45,
                 "median_mag": 15.0,
             },
         ]
@@ -270,6 +273,35 @@ def test_generation_follows_the_callers_timestamps(small_model):
         result.model, result.scaler, regs, "linear", requests, times, np.random.default_rng(0)
     )
     pd.testing.assert_frame_equal(out, again)
+
+
+def test_generation_outside_the_training_physics_is_a_one_line_error(small_model):
+    # The regressors saw RR Lyrae with M_G = 0.6 and T_eff 6000–7500 K only; a request elsewhere would be an
+    # extrapolation (linear, MLP) or the edge leaf (random forest), not the star asked for.
+    result, regs = small_model
+
+    def generate(**request):
+        row = {"request": "q", "var_class": "RRLYR", "teff": 6500, "abs_g": 0.6, "period": 0.5, **request}
+        return generate_lightcurves(
+            result.model, result.scaler, regs, "linear", read_requests([row]), np.linspace(0, 1, 5),
+            np.random.default_rng(0),
+        )  # fmt: skip
+
+    assert len(generate()) == 1
+    with pytest.raises(
+        ValueError,
+        match=r"^generation request 'q': abs_g = -3\.5 mag is outside the RRLYR training range 0\.6 … 0\.6 mag",
+    ) as err:
+        generate(abs_g=-3.5)
+    assert "\n" not in str(err.value)
+    with pytest.raises(
+        ValueError, match=r"teff = 9000 K is outside the RRLYR training range 60\d\d\.\d+ … 7[34]\d\d"
+    ):
+        generate(teff=9000)
+    with pytest.raises(
+        ValueError, match=r"no CEP light curve with physics .* classes with physics: \['RRLYR'\]"
+    ):
+        generate(var_class="CEP")
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -192,6 +192,14 @@ def generate_lightcurves(
     rows = requests.loc[requests.index.repeat(requests["n_samples"])].reset_index(drop=True)
     rows["sample"] = rows.groupby("request").cumcount()
     rows["dummy"] = rng.uniform(size=len(rows))
+    if regressors.physics_range:  # files written before the range was kept have none to check
+        regressors.check_support(
+            requests["teff"],
+            requests["abs_g"],
+            requests["period"],
+            requests["var_class"],
+            labels=[f"generation request {r!r}" for r in requests["request"]],
+        )
     z = regressors.predict(
         regressor, rows["teff"], rows["abs_g"], rows["period"], rows["var_class"], rows["dummy"]
     )

@@ -58,6 +58,7 @@ __all__ = [
     "epoch_aligned",
     "regression_inputs",
     "LatentRegressors",
+    "physics_range",
     "fit_regressors",
     "save_regressors",
     "load_regressors",
@@ -245,6 +246,8 @@ class LatentRegressors:
     regressors : name (:data:`~latentsky.pelsvae.regression.REGRESSORS`) → fitted scikit-learn pipeline.
     rmse : name → validation RMSE over all latent dimensions.
     n_train_rows, n_val_rows : regression rows (objects × n_repeats) fitted and scored.
+    physics_range : class → {teff, abs_g, period} → [min, max] over the training curves with physics: the
+        support the regressors were fitted on (:meth:`check_support`).
     """
 
     model: str
@@ -254,6 +257,39 @@ class LatentRegressors:
     n_train_rows: int
     n_val_rows: int
     settings: dict[str, Any] = field(default_factory=dict)
+    physics_range: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+
+    def check_support(
+        self,
+        teff: np.ndarray,
+        abs_g: np.ndarray,
+        period: np.ndarray,
+        var_class: Sequence[str],
+        labels: Sequence[Any] | None = None,
+    ) -> None:
+        """A one-line ``ValueError`` for the first physical vector outside its class's training range.
+
+        Outside the range a linear or MLP regressor extrapolates and a random forest returns its edge
+        leaf, so the curve would not answer the request (paper 000 Sec. 4.3 generates inside its data).
+        ``labels`` name the vectors in the message (default their position).
+        """
+        values = {"teff": teff, "abs_g": abs_g, "period": period}
+        units = {"teff": "K", "abs_g": "mag", "period": "d"}
+        for i, cls in enumerate(var_class):
+            label = f"request {i}" if labels is None else str(list(labels)[i])
+            support = self.physics_range.get(str(cls))
+            if support is None:
+                raise ValueError(
+                    f"{label}: no {cls} light curve with physics was in the {self.model} regressors' "
+                    f"training set; classes with physics: {sorted(self.physics_range)}"
+                )
+            for name, (lo, hi) in support.items():
+                v = float(np.asarray(values[name], dtype=np.float64)[i])
+                if not lo <= v <= hi:
+                    raise ValueError(
+                        f"{label}: {name} = {v:g} {units[name]} is outside the {cls} training range "
+                        f"{lo:g} … {hi:g} {units[name]} of the {self.model} regressors"
+                    )
 
     def predict(
         self,
@@ -307,7 +343,17 @@ def fit_regressors(
         n_train_rows=len(design_train.X),
         n_val_rows=len(design_val.X),
         settings={"n_repeats": n_repeats, "n_latent_samples": n_latent_samples, "seed": seed},
+        physics_range=physics_range(train),
     )
+
+
+def physics_range(frame: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
+    """class → {teff, abs_g, period} → [min, max] over the rows of ``frame`` with all three."""
+    rows = frame[has_physics(frame)]
+    return {
+        str(cls): {c: [float(group[c].min()), float(group[c].max())] for c in PHYSICS_COLUMNS}
+        for cls, group in rows.groupby("var_class", sort=True)
+    }
 
 
 def save_regressors(path: str | os.PathLike, regs: LatentRegressors, provenance: Mapping[str, Any]) -> Path:
@@ -326,6 +372,7 @@ def save_regressors(path: str | os.PathLike, regs: LatentRegressors, provenance:
         "n_train_rows": regs.n_train_rows,
         "n_val_rows": regs.n_val_rows,
         "settings": dict(regs.settings),
+        "physics_range": dict(regs.physics_range),
         "sklearn_version": sklearn.__version__,
         "pickled": buf.getvalue(),
     }
@@ -351,4 +398,5 @@ def load_regressors(path: str | os.PathLike) -> LatentRegressors:
         n_train_rows=int(state["n_train_rows"]),
         n_val_rows=int(state["n_val_rows"]),
         settings=dict(state["settings"]),
+        physics_range=dict(state.get("physics_range", {})),
     )
