@@ -13,6 +13,7 @@ from latentsky.cyclestarnet.training import (
     train_cyclestarnet,
     weighted_masked_mse,
 )
+from latentsky.provenance.files import load_checkpoint
 
 STRIDES = [4, 4, 4, 2, 2]  # E_synth/E_obs then E_sh (Table 1)
 
@@ -154,6 +155,18 @@ def test_training_is_deterministic_and_resumes_to_the_same_weights(tmp_path, sma
     assert hist_c == hist_a
     # The learning rate fell by lr_decay at half the run.
     assert hist_a[0]["lr"] == pytest.approx(1e-3) and hist_a[-1]["lr"] == pytest.approx(1e-3 * 0.7)
+
+
+def test_the_critics_take_their_own_learning_rate(tmp_path, small_network):
+    # critic_lr (the demo's lr/10) reaches the critics' optimiser only, and decays with the same schedule.
+    resume = tmp_path / "resume.pt"
+    settings = _tiny_settings(critic_lr=2e-4)
+    train_cyclestarnet(_domains(), small_network, settings, seed=3, resume_path=resume, resume_record={})
+    state, _ = load_checkpoint(resume)
+    assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-3 * 0.7)
+    assert state["opt_c"]["param_groups"][0]["lr"] == pytest.approx(2e-4 * 0.7)
+    with pytest.raises(ValueError, match="critic_lr must be > 0"):
+        TrainingSettings(critic_lr=0.0)
 
 
 def test_training_reduces_the_reconstruction_loss_and_another_seed_differs(small_network):
