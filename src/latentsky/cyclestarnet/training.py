@@ -69,10 +69,9 @@ class TrainingSettings:
     batch_size : spectra per domain and iteration (paper 8).
     iterations : generator + critic steps (paper 350,000).
     lr, betas : Adam for both optimisers (paper 1e-4, the code's betas (0.5, 0.999)).
-    critic_lr : the critics' learning rate when it differs from ``lr`` (None = ``lr``, the paper). At the demo's
-        size and lr the critics win within a few hundred iterations on most seeds, the generator's adversarial
-        loss climbs to 8–13 and the two domains' latents never align; critics at lr/10 keep it at 1–3 and
-        aligned every seed tried (docs/cyclestarnet.md).
+    critic_lr : the critics' learning rate when it differs from ``lr`` (None = ``lr``, the paper). Two-timescale
+        training is the usual remedy when the critics win (generator BCE 8–13); measured on the demo's domains
+        it did not align the latents (docs/cyclestarnet.md), so the default stays the paper's.
     lr_decay, lr_milestones : × ``lr_decay`` at these fractions of ``iterations`` (paper 0.7 at 1/7, 2/7, 3/7, 4/7).
     loss_weights : λ_synth, λ_obs, λ_gen, λ_dis (paper 3/9/1/1 for real APOGEE; the mock's 90/90/1/1).
     warmup_reconstruction_only : iterations with λ_gen = 0 at the start (0 = the authors).
