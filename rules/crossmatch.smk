@@ -22,6 +22,8 @@ PUBLISHED_OUTPUTS = [
     f"{PUBLISHED_DIR}/matches.parquet",
     f"{PUBLISHED_DIR}/summary.parquet",
     f"{METRICS}/crossmatch_published.json",
+    f"{PUBLISHED_DIR}/physics.parquet",
+    f"{FIGURES}/crossmatch/published_cepheid_pl.png",
 ]
 
 # The authors' five tables in that directory, each plain or .gz; checked at parse time.
@@ -174,6 +176,12 @@ rule crossmatch_published_tables:
             category="Cross-match",
         ),
         metrics=PUBLISHED_OUTPUTS[2],
+        physics=PUBLISHED_OUTPUTS[3],
+        pl_figure=report(
+            PUBLISHED_OUTPUTS[4],
+            caption="../resources/report/captions/published_cepheid_pl.rst",
+            category="Cross-match",
+        ),
     log:
         f"{LOGS}/crossmatch_published_tables.log",
     conda:

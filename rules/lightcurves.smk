@@ -38,6 +38,7 @@ rule lightcurve_training_sets:
         runtime=30,
     params:
         lightcurves=config["lightcurves"],
+        distance_moduli=config["crossmatch"]["distance_moduli"],
         seed=seed_for("lightcurve_training_sets"),
     script:
         "../scripts/lightcurve_training_sets.py"

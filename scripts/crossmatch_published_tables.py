@@ -5,15 +5,47 @@ import pandas as pd
 from latentsky.io.markdown import markdown_table
 from latentsky.io.ogle import compare_with_published, read_published_crossmatch
 from latentsky.jobs import job_logging, job_record
-from latentsky.provenance.files import atomic_output, write_json, write_parquet
+from latentsky.provenance.files import atomic_output, save_figure, write_json, write_parquet
 from latentsky.variables.crossmatch import (
     PM_RADIUS_CONVENTIONS,
     published_agreement,
     published_agreement_summary,
     run_cascade,
 )
+from latentsky.variables.figures import cepheid_period_luminosity
+from latentsky.variables.physics import adopted_physics, ogle_system, period_luminosity
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
+
+
+def published_period_luminosity(matches, published, physics_path, figure_path, moduli, record) -> dict:
+    """The adopted physics of the authors' rows with the Clouds' distance moduli, beside the paper's
+    Bailer-Jones M_G, and the Magellanic Cepheids' P–L relation under each (metrics, table, figure)."""
+    objects = published.ogle[["ogle_id", "var_class", "subtype", "period"]]
+    frames, fits = {}, {}
+    for label, mod in (("distance moduli", moduli), ("Bailer-Jones r_est (paper)", {})):
+        phys = adopted_physics(matches, published.gaia, distance_moduli=mod)
+        frame = objects.merge(phys, on="ogle_id", how="left").assign(system=ogle_system(objects["ogle_id"]))
+        frames[label], fits[label] = frame, period_luminosity(frame)
+    write_parquet(frames["distance moduli"], physics_path, record)
+    save_figure(cepheid_period_luminosity(frames, fits), figure_path, record)
+    adopted = frames["distance moduli"]
+    cepheids = adopted[(adopted["var_class"] == "CEP") & adopted["system"].isin(["LMC", "SMC"])]
+    return {
+        "distance_moduli": dict(moduli),
+        "fits": {label: fit.to_dict(orient="records") for label, fit in fits.items()},
+        "magellanic_cepheid_abs_g": {
+            name: {
+                "n": int(group["abs_g"].notna().sum()),
+                "median": float(group["abs_g"].median()),
+                "p05": float(group["abs_g"].quantile(0.05)),
+                "p95": float(group["abs_g"].quantile(0.95)),
+                "fraction_in_-6_-1.5": float(group["abs_g"].between(-6.0, -1.5).mean()),
+            }
+            for name, group in cepheids.groupby("system")
+        },
+    }
+
 
 with job_logging(smk) as log:
     cfg = smk.params.crossmatch
@@ -47,6 +79,9 @@ with job_logging(smk) as log:
         "disagreements": matches.loc[~matches["agrees"], ["ogle_id", "rule"]].to_dict(orient="records"),
         "other_pm_radius_convention": {"pm_radius_convention": other, **published_agreement(compare(other))},
     }
+    metrics["period_luminosity"] = published_period_luminosity(
+        matches, published, smk.output.physics, smk.output.pl_figure, cfg["distance_moduli"], record
+    )
     write_json(metrics, smk.output.metrics, record)
     log.info(
         "%s PM radius: %d objects, agreement with the authors %.4f, %d disagreements",

@@ -5,8 +5,8 @@ import pandas as pd
 
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import write_json, write_parquet
-from latentsky.variables.crossmatch import adopted_physics
 from latentsky.variables.lightcurves import table1_counts, training_sets
+from latentsky.variables.physics import adopted_physics, ogle_system
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -17,7 +17,12 @@ with job_logging(smk) as log:
     matches = pd.read_parquet(smk.input.matches)
     # The training set is the validated cross-match (paper 000 Sec. 2): objects whose Gaia match the
     # cascade accepted, with Teff, M_G, R, L of that Gaia source. The others keep a status row saying so.
-    physics = adopted_physics(matches, pd.read_parquet(smk.input.gaia))
+    # M_G of Magellanic Cloud members from the Clouds' distance moduli, not their prior-dominated r_est.
+    field = objects.set_index("ogle_id")["field"] if "field" in objects else None
+    system = ogle_system(matches["ogle_id"], None if field is None else matches["ogle_id"].map(field))
+    physics = adopted_physics(
+        matches, pd.read_parquet(smk.input.gaia), system=system, distance_moduli=smk.params.distance_moduli
+    )
     objects = objects.merge(physics, on="ogle_id", how="left", validate="1:1")
     accepted = set(matches.loc[matches["accepted"], "ogle_id"])
     matched = objects[objects["ogle_id"].isin(accepted)]

@@ -19,7 +19,6 @@ from latentsky.io.ogle import (
 from latentsky.variables.crossmatch import (
     CASCADE_RULES,
     GAIA_TO_OGLE_CLASS,
-    adopted_physics,
     cascade_counts,
     cascade_metrics,
     cascade_summary,
@@ -33,6 +32,7 @@ from latentsky.variables.crossmatch import (
     rule_score,
     run_cascade,
 )
+from latentsky.variables.physics import adopted_physics
 
 # Real files are required (resources/ogle3_gaiadr2_xmatch, in the repository): a missing one fails, not skips.
 XMATCH_DIR = PUBLISHED_XMATCH_DIR

@@ -69,7 +69,6 @@ __all__ = [
     "OGLE_CLASSES",
     "PM_RADIUS_CONVENTIONS",
     "absolute_g",
-    "adopted_physics",
     "cascade_counts",
     "cascade_metrics",
     "cascade_summary",
@@ -909,46 +908,3 @@ def published_agreement(comparison: pd.DataFrame) -> dict[str, Any]:
         },
         "n_source_shared": int(comparison["source_shared"].sum()),
     }
-
-
-#: Physical-parameter columns :func:`adopted_physics` adds, with the Gaia DR2 column each comes from.
-PHYSICS_FROM_GAIA: dict[str, str] = {"teff": "teff_val", "radius": "radius_val", "luminosity": "lum_val"}
-
-
-def adopted_physics(matches: pd.DataFrame, gaia: pd.DataFrame) -> pd.DataFrame:
-    """Physical parameters of each OGLE object from its accepted Gaia DR2 counterpart (paper 000 Sec. 2.3).
-
-    Parameters
-    ----------
-    matches : pandas.DataFrame
-        Output of :func:`run_cascade` (``ogle_id``, ``accepted``, ``source_id``).
-    gaia : pandas.DataFrame
-        The Gaia table the cascade ran on: ``source_id``, ``phot_g_mean_mag``, ``bp_rp``, ``r_est``,
-        ``teff_val``; ``radius_val`` and ``lum_val`` are optional (NaN when absent).
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per row of ``matches`` (same order): ``ogle_id``, ``source_id`` (Int64, null unless
-        accepted), ``teff`` (K, Gaia Priam ``teff_val``), ``abs_g`` (M_G from G and the Bailer-Jones
-        ``r_est``, no extinction: :func:`absolute_g`), ``bp_rp`` (mag), ``radius`` (R_sun) and ``luminosity``
-        (L_sun) from FLAME, and ``has_physics``: Teff and M_G both known — the three parameters
-        (Teff, M_G, period) cVAE-P is conditioned on (paper 000 Sec. 4.2). All NaN / False where the match
-        was rejected.
-    """
-    _require(gaia, ("source_id", "phot_g_mean_mag", "bp_rp", "r_est", "teff_val"), "Gaia")
-    accepted = matches["accepted"].to_numpy(bool)
-    source_id = matches["source_id"].astype("Int64").where(accepted)
-    g = gaia.set_index("source_id")
-    # int64 keys throughout: a float round trip would corrupt 19-digit source_ids.
-    keys = source_id.fillna(-1).to_numpy(np.int64)
-    rows = g.reindex(keys)
-    out = pd.DataFrame({"ogle_id": matches["ogle_id"].to_numpy(), "source_id": source_id.array})
-    for name, col in PHYSICS_FROM_GAIA.items():
-        out[name] = rows[col].to_numpy(np.float64) if col in rows else np.nan
-    out["abs_g"] = absolute_g(
-        rows["phot_g_mean_mag"].to_numpy(np.float64), rows["r_est"].to_numpy(np.float64)
-    )
-    out["bp_rp"] = rows["bp_rp"].to_numpy(np.float64)
-    out["has_physics"] = np.isfinite(out["teff"].to_numpy()) & np.isfinite(out["abs_g"].to_numpy())
-    return out[["ogle_id", "source_id", "teff", "abs_g", "bp_rp", "radius", "luminosity", "has_physics"]]

@@ -1,4 +1,5 @@
-"""Figures of the light-curve stage: paper 000 Fig. 1 (raw, folded, undersampled, augmented) per class."""
+"""Figures of the light-curve stage: paper 000 Fig. 1 (raw, folded, undersampled, augmented) per class, and
+the Magellanic Cepheids' period–luminosity relation that shows whether the adopted M_G are physical."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")  # figures are files; never open a window on a cluster node
 
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
@@ -47,4 +49,43 @@ def fig1_panels(objects: pd.DataFrame, light_curves: pd.DataFrame, train: pd.Dat
     for a in axes[-1, 1:]:
         a.set_xlabel("phase")
     axes[-1, 0].set_xlabel("HJD − 2450000")
+    return fig
+
+
+def cepheid_period_luminosity(
+    frames: dict[str, pd.DataFrame], fits: dict[str, pd.DataFrame], systems: tuple[str, ...] = ("LMC", "SMC")
+) -> Figure:
+    """M_G against log10 P of the Magellanic Cepheids, one row per distance choice (``frames``: label → the
+    :func:`latentsky.variables.physics.adopted_physics` rows with ``system``, ``subtype``, ``period``), one
+    column per system, each mode with its fitted line (``fits``: label → :func:`period_luminosity`)."""
+    fig, axes = plt.subplots(
+        len(frames), len(systems), figsize=(5 * len(systems), 3.6 * len(frames)), squeeze=False,
+        sharex=True, constrained_layout=True,
+    )  # fmt: skip
+    colours = {"F": "tab:blue", "1O": "tab:orange"}
+    for row, (label, frame) in enumerate(frames.items()):
+        fit = fits[label]
+        for col, name in enumerate(systems):
+            ax = axes[row, col]
+            sel = frame[(frame["system"] == name) & (frame["var_class"] == "CEP")]
+            for mode, colour in colours.items():
+                part = sel[sel["subtype"] == mode]
+                logp = np.log10(part["period"].to_numpy(np.float64))
+                ax.scatter(logp, part["abs_g"], s=3, alpha=0.5, color=colour, label=f"{mode} ({len(part)})")
+                line = fit[(fit["system"] == name) & (fit["subtype"] == mode)]
+                if len(line):
+                    x = np.linspace(logp.min(), logp.max(), 2)
+                    r = line.iloc[0]
+                    ax.plot(x, r["slope"] * x + r["zero_point"], color="k", lw=1)
+                    ax.text(
+                        0.02, 0.04 + 0.08 * list(colours).index(mode),
+                        f"{mode}: slope {r['slope']:.2f}, σ {r['scatter']:.2f} mag", transform=ax.transAxes,
+                        fontsize=7,
+                    )  # fmt: skip
+            ax.invert_yaxis()
+            ax.set_title(f"{name} Cepheids — M_G from {label}", fontsize=9)
+            ax.set_ylabel("M_G (mag)")
+            ax.legend(fontsize=7, loc="upper left", markerscale=3)
+    for ax in axes[-1]:
+        ax.set_xlabel("log10 P (d)")
     return fig

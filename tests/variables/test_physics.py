@@ -1,0 +1,101 @@
+"""The physics an OGLE object takes from Gaia (latentsky.variables.physics): Magellanic Cloud members at the
+Clouds' distance moduli, and the period–luminosity relation of the PELS-VAE authors' real Cepheids."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import PUBLISHED_XMATCH_DIR
+
+from latentsky.io.ogle import read_published_crossmatch
+from latentsky.variables.crossmatch import run_cascade
+from latentsky.variables.physics import (
+    MAGELLANIC_DISTANCE_MODULI,
+    adopted_physics,
+    ogle_system,
+    period_luminosity,
+)
+
+
+def _one_source_each(ids, g, r_est):
+    matches = pd.DataFrame({"ogle_id": ids, "accepted": True, "source_id": np.arange(1, len(ids) + 1)})
+    gaia = pd.DataFrame(
+        {
+            "source_id": np.arange(1, len(ids) + 1),
+            "phot_g_mean_mag": g,
+            "bp_rp": 0.8,
+            "r_est": r_est,
+            "teff_val": 6000.0,
+        }
+    )
+    return matches, gaia
+
+
+def test_magellanic_members_take_the_distance_modulus():
+    ids = ["OGLE-LMC-CEP-0002", "OGLE-SMC-CEP-0010", "OGLE-BLG-RRLYR-02924", "OGLE-SIM-CEP-00003"]
+    matches, gaia = _one_source_each(ids, [15.0, 15.5, 16.0, 14.0], [6800.0, 5000.0, 8000.0, 7000.0])
+    phys = adopted_physics(matches, gaia).set_index("ogle_id")
+    assert phys.loc["OGLE-LMC-CEP-0002", "abs_g"] == pytest.approx(15.0 - 18.48)
+    assert phys.loc["OGLE-SMC-CEP-0010", "abs_g"] == pytest.approx(15.5 - 18.96)
+    assert phys.loc["OGLE-BLG-RRLYR-02924", "abs_g"] == pytest.approx(16.0 - 5 * np.log10(800.0))
+    # OGLE-SIM-… ids name no system: Bailer-Jones unless the objects' field says otherwise.
+    assert phys["distance_source"].tolist() == ["distance_modulus"] * 2 + ["bailer_jones"] * 2
+    # The simulation's ids say nothing; its objects' field does.
+    system = ogle_system(matches["ogle_id"], pd.Series([None, None, None, "lmc"]))
+    assert system.tolist() == ["LMC", "SMC", "BLG", "LMC"]
+    sim = adopted_physics(matches, gaia, system=system).set_index("ogle_id")
+    assert sim.loc["OGLE-SIM-CEP-00003", "abs_g"] == pytest.approx(14.0 - 18.48)
+    # The paper's choice, Bailer-Jones everywhere, is an empty mapping; a configured modulus is used as given.
+    paper = adopted_physics(matches, gaia, distance_moduli={}).set_index("ogle_id")
+    assert paper.loc["OGLE-LMC-CEP-0002", "abs_g"] == pytest.approx(15.0 - 5 * np.log10(680.0))
+    other = adopted_physics(matches, gaia, distance_moduli={"LMC": 18.5}).set_index("ogle_id")
+    assert other.loc["OGLE-LMC-CEP-0002", "abs_g"] == pytest.approx(-3.5)
+    assert other.loc["OGLE-SMC-CEP-0010", "distance_source"] == "bailer_jones"
+    assert MAGELLANIC_DISTANCE_MODULI == {"LMC": 18.48, "SMC": 18.96}
+
+
+@pytest.fixture(scope="module")
+def authors_cepheids():
+    published = read_published_crossmatch(PUBLISHED_XMATCH_DIR)
+    matches, _ = run_cascade(published.ogle, published.gaia, pm_radius_convention="as_published")
+    objects = published.ogle[["ogle_id", "var_class", "subtype", "period"]]
+    return {
+        label: objects.merge(adopted_physics(matches, published.gaia, distance_moduli=moduli), on="ogle_id")
+        for label, moduli in (("moduli", None), ("bailer_jones", {}))
+    }
+
+
+def test_the_authors_magellanic_cepheids_have_physical_absolute_magnitudes(authors_cepheids):
+    # Issue 20: on the authors' real rows, the LMC/SMC Cepheids' M_G lie between −6 and −1.5 (their
+    # population: measured medians −2.58 LMC, −1.98 SMC; 93 % / 77 % of the stars inside, the rest the
+    # faintest overtone pulsators and stars without extinction correction). The paper's Bailer-Jones M_G:
+    # medians +1.8 and +3.5.
+    frame = authors_cepheids["moduli"]
+    system = ogle_system(frame["ogle_id"])
+    for name in ("LMC", "SMC"):
+        mg = frame.loc[(frame["var_class"] == "CEP") & (system == name), "abs_g"].dropna()
+        assert len(mg) > 1000
+        assert -6.0 < mg.median() < -1.5
+        assert mg.between(-6.0, -1.5).mean() > 0.7
+    paper = authors_cepheids["bailer_jones"]
+    lmc = paper.loc[(paper["var_class"] == "CEP") & (system == "LMC"), "abs_g"]
+    assert lmc.median() > 1.0
+
+
+def test_the_period_luminosity_relation_of_the_lmc_cepheids(authors_cepheids):
+    # With the LMC's modulus the fundamental-mode slope is the Gaia DR2 G-band P–L's (≈ −2.8, Ripepi et al.
+    # 2019) and the scatter ~0.2 mag (measured −2.85, 0.17); from Bailer-Jones distances the relation is
+    # lost (−4.6, 0.61).
+    fits = {
+        label: period_luminosity(frame).set_index(["system", "subtype"])
+        for label, frame in authors_cepheids.items()
+    }
+    lmc_f = fits["moduli"].loc[("LMC", "F")]
+    assert -3.1 < lmc_f["slope"] < -2.6 and lmc_f["scatter"] < 0.25 and lmc_f["n"] > 600
+    assert -3.5 < fits["moduli"].loc[("LMC", "1O"), "slope"] < -2.8  # overtones: steeper, brighter
+    assert fits["moduli"].loc[("LMC", "1O"), "zero_point"] < lmc_f["zero_point"]
+    bj = fits["bailer_jones"].loc[("LMC", "F")]
+    assert bj["scatter"] > 2 * lmc_f["scatter"] and bj["slope"] < -4.0
+    with pytest.raises(ValueError, match="period–luminosity table: missing column"):
+        period_luminosity(authors_cepheids["moduli"].drop(columns="abs_g"))
