@@ -10,6 +10,19 @@ from latentsky.variables.physics import adopted_physics, ogle_system
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
+
+def faint_points_kept(objects: pd.DataFrame, status: pd.DataFrame) -> dict:
+    """Median ``faint_kept`` of the objects that passed the SNR cut, per class and subtype."""
+    cleaned = status.dropna(subset=["faint_kept"]).merge(
+        objects[["ogle_id", "var_class", "subtype"]], on="ogle_id"
+    )
+    medians = cleaned.groupby(["var_class", "subtype"])["faint_kept"].agg(["median", "size"])
+    return {
+        f"{cls}/{sub}": {"median": float(r["median"]), "n": int(r["size"])}
+        for (cls, sub), r in medians.iterrows()
+    }
+
+
 with job_logging(smk) as log:
     cfg = smk.params.lightcurves
     objects = pd.read_parquet(smk.input.objects)
@@ -60,6 +73,8 @@ with job_logging(smk) as log:
         "examples_per_split": examples["split"].value_counts().to_dict(),
         "examples_per_class_and_split": {k: v for k, v in per_split.to_dict(orient="index").items()},
         "test_set_augmented_examples": int(examples.loc[examples["split"] == "test", "augmented"].sum()),
+        # How much of each curve's faint phase (eclipses, minimum light) survived the cleaning.
+        "faint_points_kept_median": faint_points_kept(objects, status),
     }
     write_json(metrics, smk.output.metrics, record)
     log.info("examples: %s; objects: %s", metrics["examples_per_split"], metrics["status_counts"])

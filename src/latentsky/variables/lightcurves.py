@@ -36,6 +36,7 @@ __all__ = [
     "EPOCH_AT_MINIMUM_LIGHT",
     "undersample",
     "clean_and_fold",
+    "faint_points",
     "preprocess_lightcurve",
     "augment",
     "balance_classes",
@@ -377,6 +378,18 @@ def clean_and_fold(
     return value, (phase[order], mag[keep][order], err[keep][order])
 
 
+def faint_points(mag: np.ndarray) -> np.ndarray:
+    """The points of a curve fainter than median + ½(99.5th percentile − median): an eclipsing binary's
+    in-eclipse points, a pulsator's minimum light. What a cleaning must not clip (paper 000 Sec. 2.1 keeps
+    the shape; the stage's ``faint_kept`` says how much of it survived)."""
+    mag = np.asarray(mag, dtype=np.float64)
+    finite = np.isfinite(mag)
+    if not finite.any():
+        return np.zeros(mag.shape, dtype=bool)
+    med = np.median(mag[finite])
+    return finite & (mag > med + 0.5 * (np.percentile(mag[finite], 99.5) - med))
+
+
 def preprocess_lightcurve(
     time: np.ndarray,
     mag: np.ndarray,
@@ -700,13 +713,24 @@ def training_sets(
         ``copy`` (0 = real), ``augmented``, list columns ``phase``, ``mag``, ``err`` (``n_points`` each, or
         fewer for a shorter curve), and the object's other columns. ``status``: one row per input object
         with ``status`` (:data:`STATUS_KEPT` or why not: ``dropped_subtype``, ``no_period``, ``no_light_curve``,
-        ``low_snr``, ``ecl_reduced``), ``snr`` (of the raw curve) and ``split`` (none unless in a data set).
+        ``low_snr``, ``ecl_reduced``), ``snr`` (of the raw curve), ``n_epochs`` and ``n_kept`` (points before
+        and after clipping), ``faint_kept`` (the fraction of :func:`faint_points` the clipping kept) and
+        ``split`` (none unless in a data set).
     """
     objects = objects.reset_index(drop=True)
     if "has_physics" not in objects:
         objects = objects.assign(has_physics=False)
     groups = {k: g for k, g in light_curves.groupby("ogle_id", sort=False)}
-    status = pd.DataFrame({"ogle_id": objects["ogle_id"], "status": STATUS_KEPT, "snr": np.nan})
+    status = pd.DataFrame(
+        {
+            "ogle_id": objects["ogle_id"],
+            "status": STATUS_KEPT,
+            "snr": np.nan,
+            "n_epochs": 0,
+            "n_kept": 0,
+            "faint_kept": np.nan,
+        }
+    )
     folded: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
     for i, obj in objects.iterrows():
         if not keep_subtype(obj["var_class"], obj.get("subtype")):
@@ -721,9 +745,12 @@ def training_sets(
             continue
         t, m, e = (lc[c].to_numpy(dtype=np.float64) for c in ("time", "mag", "err"))
         status.loc[i, "snr"], curve = clean_and_fold(t, m, e, float(obj["period"]), snr_min=snr_min)
+        status.loc[i, "n_epochs"] = len(t)
         if curve is None:
             status.loc[i, "status"] = STATUS_LOW_SNR
             continue
+        faint = faint_points(m)
+        status.loc[i, ["n_kept", "faint_kept"]] = len(curve[0]), np.isin(m[faint], curve[1]).mean()
         folded[obj["ogle_id"]] = curve
 
     usable = objects[status["status"].to_numpy() == STATUS_KEPT]
