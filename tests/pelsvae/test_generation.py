@@ -210,7 +210,7 @@ def small_model():
 
 def test_regressors_round_trip_with_provenance(tmp_path, small_model):
     _, regs = small_model
-    assert regs.n_train_rows == 48 * 10 and set(regs.rmse) == {"linear", "random_forest"}
+    assert regs.n_train_rows == 48 * 10 and set(regs.rmse) == {"linear", "random_forest", "class_mean"}
     assert all(np.isfinite(v) and v > 0 for v in regs.rmse.values())
     path = tmp_path / "regressors.pt"
     save_regressors(path, regs, {"rule": "pelsvae_regression"})

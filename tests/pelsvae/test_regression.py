@@ -7,7 +7,9 @@ import pytest
 
 from latentsky.pelsvae.data import class_one_hot, physics_vector
 from latentsky.pelsvae.regression import (
+    CLASS_MEAN_BASELINE,
     REGRESSORS,
+    class_mean_latents,
     fit_latent_regressors,
     predict_latent,
     regression_design,
@@ -68,13 +70,25 @@ def test_regressors_recover_a_known_mapping():
     train = regression_design(*_objects(200, rng), rng, n_repeats=10, n_latent_samples=10)
     val = regression_design(*_objects(60, rng), rng, n_repeats=10, n_latent_samples=10)
     models, scores = fit_latent_regressors(train, val, seed=0)
-    assert set(scores) == set(REGRESSORS)
+    assert set(scores) == {*REGRESSORS, CLASS_MEAN_BASELINE} and set(models) == set(REGRESSORS)
     # The latent scatter is 0.1: a regressor that learned the mapping sits near it; predicting the mean
-    # latent everywhere does far worse. The linear model cannot follow the square, tanh and sine.
+    # latent everywhere does far worse, the class's mean latent (which knows the CEP offset of z_1) a little
+    # better. The linear model cannot follow the square, tanh and sine.
     baseline = rmse(val.Y, np.tile(train.Y.mean(axis=0), (len(val.Y), 1)))
     assert baseline > 0.5
+    assert baseline > scores[CLASS_MEAN_BASELINE] > 2 * scores["random_forest"]
     assert scores["random_forest"] < 0.45 and scores["mlp"] < 0.3
     assert scores["linear"] > 1.5 * scores["random_forest"]
     z = predict_latent(models["mlp"], physics_vector([6500.0], [-1.0], [10 ** 0.25]),
                        class_one_hot(["RRLYR"], CLASSES), dummy=[0.5])  # fmt: skip
     np.testing.assert_allclose(z[0], [-1.0, 0.0, np.sin(1.0)], atol=0.25)
+
+
+def test_class_mean_baseline_by_hand():
+    rng = np.random.default_rng(4)
+    train = regression_design(*_objects(40, rng), rng, n_repeats=10, n_latent_samples=10)
+    val = regression_design(*_objects(10, rng), rng, n_repeats=10, n_latent_samples=10)
+    pred = class_mean_latents(train, val)
+    cep_train, cep_val = train.X[:, 3] == 1, val.X[:, 3] == 1
+    np.testing.assert_allclose(pred[cep_val], np.tile(train.Y[cep_train].mean(axis=0), (cep_val.sum(), 1)))
+    np.testing.assert_allclose(pred[~cep_val][0], train.Y[~cep_train].mean(axis=0))

@@ -47,6 +47,8 @@ from latentsky.variables.lightcurves import align_to_epoch
 
 __all__ = [
     "REGRESSORS",
+    "CLASS_MEAN_BASELINE",
+    "class_mean_latents",
     "N_REPEATS",
     "N_LATENT_SAMPLES",
     "RegressionDesign",
@@ -155,8 +157,10 @@ def fit_latent_regressors(
     names: Sequence[str] = REGRESSORS,
     n_jobs: int = 1,
 ) -> tuple[dict[str, Pipeline], dict[str, float]]:
-    """Fit each regressor on ``train`` and return the fitted pipelines and their validation RMSE."""
-    fitted, scores = {}, {}
+    """Fit each regressor on ``train`` and return the fitted pipelines and their validation RMSE, with the
+    RMSE of :data:`CLASS_MEAN_BASELINE` beside them (the class's mean latent: what the regressors gain over
+    it is what the physics explains beyond the class label)."""
+    fitted, scores = {}, {CLASS_MEAN_BASELINE: rmse(val.Y, class_mean_latents(train, val))}
     for name in names:
         model = make_regressor(name, seed, n_jobs)
         model.fit(train.X, train.Y)
@@ -167,6 +171,21 @@ def fit_latent_regressors(
         fitted[name] = model
         scores[name] = rmse(val.Y, model.predict(val.X))
     return fitted, scores
+
+
+#: The Table 3 baseline row: each curve's latent predicted by the mean latent of its class in training.
+CLASS_MEAN_BASELINE = "class_mean"
+
+
+def class_mean_latents(train: RegressionDesign, val: RegressionDesign) -> np.ndarray:
+    """For each row of ``val``, the mean target of the ``train`` rows of its class (the one-hot columns of X,
+    between the three physics columns and the dummy); the overall mean for a class absent from ``train``."""
+    cls_train = np.argmax(train.X[:, 3:-1], axis=1)
+    cls_val = np.argmax(val.X[:, 3:-1], axis=1)
+    means = np.tile(train.Y.mean(axis=0), (train.X.shape[1] - 4, 1))
+    for k in np.unique(cls_train):
+        means[k] = train.Y[cls_train == k].mean(axis=0)
+    return means[cls_val]
 
 
 def predict_latent(
@@ -244,7 +263,7 @@ class LatentRegressors:
     model : generative model they serve (cvae | cvae_p).
     classes : the model's one-hot class order (the regressors' class inputs).
     regressors : name (:data:`~latentsky.pelsvae.regression.REGRESSORS`) → fitted scikit-learn pipeline.
-    rmse : name → validation RMSE over all latent dimensions.
+    rmse : name → validation RMSE over all latent dimensions, with the ``class_mean`` baseline's.
     n_train_rows, n_val_rows : regression rows (objects × n_repeats) fitted and scored.
     physics_range : class → {teff, abs_g, period} → [min, max] over the training curves with physics: the
         support the regressors were fitted on (:meth:`check_support`).
