@@ -33,6 +33,7 @@ __all__ = [
     "fold",
     "rise_fraction",
     "align_to_epoch",
+    "epoch_phase",
     "EPOCH_AT_MINIMUM_LIGHT",
     "undersample",
     "clean_and_fold",
@@ -278,6 +279,17 @@ def rise_fraction(phase: np.ndarray, mag: np.ndarray, n_bins: int = 40) -> float
 EPOCH_AT_MINIMUM_LIGHT = frozenset({"ECL", "ELL"})
 
 
+def epoch_phase(phase: np.ndarray, mag: np.ndarray, var_class: str, n_bins: int = 40) -> float:
+    """The phase of a folded curve's catalog-convention epoch (:func:`align_to_epoch`): the bin centre of
+    the smoothed phase-binned medians' maximum light (minimum light for :data:`EPOCH_AT_MINIMUM_LIGHT`);
+    0 for a curve too sparse to tell."""
+    smooth = _smoothed_bin_medians(np.asarray(phase, dtype=np.float64), mag, n_bins)
+    if smooth is None:
+        return 0.0
+    at_min_light = str(var_class).upper() in EPOCH_AT_MINIMUM_LIGHT
+    return (int(np.argmax(smooth) if at_min_light else np.argmin(smooth)) + 0.5) / n_bins
+
+
 def align_to_epoch(
     phase: np.ndarray, mag: np.ndarray, err: np.ndarray, var_class: str, n_bins: int = 40
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -288,11 +300,7 @@ def align_to_epoch(
     is that of the smoothed phase-binned medians, placed at its bin centre.
     """
     phase = np.asarray(phase, dtype=np.float64)
-    smooth = _smoothed_bin_medians(phase, mag, n_bins)
-    if smooth is None:
-        return phase, np.asarray(mag), np.asarray(err)
-    at_min_light = str(var_class).upper() in EPOCH_AT_MINIMUM_LIGHT
-    extremum = (int(np.argmax(smooth) if at_min_light else np.argmin(smooth)) + 0.5) / n_bins
+    extremum = epoch_phase(phase, mag, var_class, n_bins)
     shifted = np.mod(phase - extremum, 1.0)
     shifted = np.where(shifted >= 1.0, 0.0, shifted)
     order = np.argsort(shifted, kind="stable")
