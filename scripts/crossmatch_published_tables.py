@@ -79,6 +79,17 @@ with job_logging(smk) as log:
         "disagreements": matches.loc[~matches["agrees"], ["ogle_id", "rule"]].to_dict(orient="records"),
         "other_pm_radius_convention": {"pm_radius_convention": other, **published_agreement(compare(other))},
     }
+    # The photometric check the paper leaves out, on the authors' accepted sources: Gaia G against the G their
+    # OGLE I and V−I predict, per published table (its Table-4 row).
+    checked = matches.dropna(subset=["delta_g"]).assign(table=matches["published_tables"].astype(str))
+    metrics["photometric_consistency"] = {
+        str(table): {
+            "n_checked": len(g),
+            "median_delta_g": float(g["delta_g"].median()),
+            "fraction_beyond_1mag": float((g["delta_g"].abs() > 1.0).mean()),
+        }
+        for table, g in checked.groupby("table")
+    }
     metrics["period_luminosity"] = published_period_luminosity(
         matches, published, smk.output.physics, smk.output.pl_figure, cfg["distance_moduli"], record
     )

@@ -16,15 +16,18 @@ from latentsky.io.ogle import (
     read_ogle_gaia_xmatch,
     read_published_crossmatch,
 )
+from latentsky.photometry import g_minus_v, gaia_g_from_vi
 from latentsky.variables.crossmatch import (
     CASCADE_RULES,
     GAIA_TO_OGLE_CLASS,
     cascade_counts,
     cascade_metrics,
     cascade_summary,
+    compare_per_rule,
     cone_match,
     learn_class_ranges,
     main_sequence_degenerate,
+    nearest_neighbour_matches,
     pm_radius_arcsec,
     precision_recall,
     published_agreement,
@@ -358,6 +361,7 @@ def test_cascade_keeps_every_object_and_counts_in_table4_order():
         "no_distance",
         "variable_no_class_out_of_range",
         "no_candidate",
+        "photometry_inconsistent",
     ]
     assert counts["count"].sum() == len(ogle)
     assert counts.set_index("rule").loc["adjacent_var_class", "count"] == 2
@@ -646,3 +650,55 @@ def test_published_agreement_on_the_authors_tables():
     summary = published_agreement_summary(comparison)
     assert summary["n_objects"].sum() == len(pub.ogle)
     assert summary["n_agree"].sum() == int(comparison["agrees"].sum())
+
+
+def test_photometric_check_rejects_a_source_of_the_wrong_brightness():
+    # Two single matches: one whose G is the G that I and V−I predict (Evans et al. 2018), one 2 mag off
+    # (a field star in the cone while the variable itself is missing from Gaia). The check is off by default
+    # (the paper) and then only reports ΔG; with a tolerance the second is rejected with its own rule.
+    ogle, gaia = _build(
+        {
+            "right": ("CEP", 3.0, [(1, 0.2, {})], "single_match", 1),
+            "wrong": ("CEP", 3.0, [(1, 0.2, {})], "single_match", 1),
+            "red": ("LPV", 300.0, [(1, 0.2, {})], "single_match", 1),
+        }
+    )
+    ogle["i_mag"], ogle["v_i"] = [15.0, 15.0, 12.0], [1.0, 1.0, 3.5]
+    g_right = 15.0 + 1.0 + g_minus_v(1.0)
+    gaia["phot_g_mean_mag"] = [g_right, g_right + 2.0, 20.0]
+    plain, _ = run_cascade(ogle, gaia, class_ranges=RANGES)
+    assert plain["accepted"].all()
+    np.testing.assert_allclose(plain["delta_g"].to_numpy()[:2], [0.0, 2.0], atol=1e-12)
+    assert np.isnan(plain["delta_g"].iloc[2])  # V−I = 3.5 is outside the relation's range: no check
+    checked, counts = run_cascade(ogle, gaia, class_ranges=RANGES, photometric_tolerance_mag=1.0)
+    assert checked["rule"].tolist() == ["single_match", "photometry_inconsistent", "single_match"]
+    assert checked["accepted"].tolist() == [True, False, True]
+    assert counts.set_index("rule").loc["photometry_inconsistent", "count"] == 1
+    np.testing.assert_allclose(gaia_g_from_vi([15.0, 15.0], [-0.5, 1.0]), [np.nan, g_right])
+    nearest = nearest_neighbour_matches(ogle, gaia, photometric_tolerance_mag=1.0)
+    assert nearest["rule"].tolist() == ["nearest_neighbour", "photometry_inconsistent", "nearest_neighbour"]
+
+
+def test_nearest_neighbour_baseline_and_where_the_cascade_differs():
+    ogle, gaia = _build(CASES)
+    matches, _ = run_cascade(ogle, gaia, class_ranges=RANGES)
+    nearest = nearest_neighbour_matches(ogle, gaia)
+    pairs = cone_match(ogle, gaia)
+    first = pairs[pairs["rank"] == 1].set_index("ogle_id")["source_id"]
+    for row in nearest.itertuples():
+        if row.ogle_id in first.index:
+            assert row.accepted and row.source_id == first[row.ogle_id] and row.rule == "nearest_neighbour"
+        else:
+            assert not row.accepted and pd.isna(row.source_id) and row.rule == "no_candidate"
+    # Truth: the nearest source everywhere except where the cascade chose the second one.
+    truth = matches.set_index("ogle_id")["source_id"].where(
+        matches.set_index("ogle_id")["neighbour_rank"] == 2
+    )
+    truth = truth.fillna(first.astype("Int64").reindex(truth.index))
+    table = compare_per_rule(matches, nearest, truth).set_index("rule")
+    assert table["n_objects"].sum() == len(ogle)
+    second = table.loc["second_cmd_validated"]
+    assert second["cascade_correct"] == second["cascade_accepted"] and second["baseline_correct"] == 0
+    assert second["gain"] == 2 * second["cascade_correct"]  # right where the baseline was wrong
+    rejected = table.loc["cmd_main_sequence"]
+    assert rejected["cascade_accepted"] == 0 and rejected["gain"] == -rejected["baseline_correct"]

@@ -103,7 +103,9 @@ class TrainingSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"cyclestarnet.training.precision {self.precision!r} not one of {PRECISIONS}")
         if self.critic_lr is not None and not self.critic_lr > 0:
-            raise ValueError(f"cyclestarnet.training.critic_lr must be > 0 (or null = lr); got {self.critic_lr}")
+            raise ValueError(
+                f"cyclestarnet.training.critic_lr must be > 0 (or null = lr); got {self.critic_lr}"
+            )
         if not all(0 < f < 1 for f in self.lr_milestones):
             raise ValueError(f"lr_milestones are fractions of the run in (0, 1); got {self.lr_milestones}")
 

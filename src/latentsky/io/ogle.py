@@ -506,7 +506,7 @@ def read_published_crossmatch(directory: str | os.PathLike) -> PublishedCrossmat
     rows = pd.concat(frames, ignore_index=True)
 
     ogle = rows.drop_duplicates("ogle_id")[
-        ["ogle_id", "ogle_ra", "ogle_dec", "var_class", "subtype", "period"]
+        ["ogle_id", "ogle_ra", "ogle_dec", "var_class", "subtype", "period", "i_mag", "v_i"]
     ]
     ogle = ogle.rename(columns={"ogle_ra": "ra", "ogle_dec": "dec"}).reset_index(drop=True)
 

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from latentsky.io import healpix
+from latentsky.photometry import g_minus_v
 from latentsky.simulate import gaia_errors as ge
 from latentsky.simulate.gaia import missing_bp_rp_probability
 
@@ -365,12 +366,6 @@ def intrinsic_v_i(teff: np.ndarray) -> np.ndarray:
     solar (0.71), F-star (0.35 at 7,000 K) and K/M-giant (1.7–2.2 at 4,000–3,500 K) colours; accurate to
     ~0.2 mag, enough for a simulation whose colours only need to rank correctly."""
     return 2.6 * 5040.0 / np.asarray(teff, dtype=np.float64) - 1.55
-
-
-def g_minus_v(v_i: np.ndarray) -> np.ndarray:
-    """G − V from V − I (mag), Gaia DR2 photometric relation (Evans et al. 2018, Table A2)."""
-    x = np.asarray(v_i, dtype=np.float64)
-    return -0.01746 + 0.008092 * x - 0.2810 * x**2 + 0.03655 * x**3
 
 
 def ogle_i_error(i_mag: np.ndarray) -> np.ndarray:

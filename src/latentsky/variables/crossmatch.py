@@ -61,6 +61,7 @@ from astropy import units as u
 from astropy.coordinates import SkyCoord
 
 from latentsky.io.gaia_columns import GAIA_COLUMNS
+from latentsky.photometry import gaia_g_from_vi
 
 __all__ = [
     "CASCADE_RULES",
@@ -74,7 +75,9 @@ __all__ = [
     "cascade_summary",
     "classes_adjacent",
     "classes_same",
+    "compare_per_rule",
     "cone_match",
+    "nearest_neighbour_matches",
     "learn_class_ranges",
     "main_sequence_degenerate",
     "pm_radius_arcsec",
@@ -190,7 +193,14 @@ CASCADE_RULES: dict[str, tuple[bool, str, int | None]] = {
         None,
     ),
     "no_candidate": (False, 'Objects with no Gaia source within the 2" search radius', None),
+    "photometry_inconsistent": (
+        False,
+        "Accepted by a rule above, but Gaia G differs from the G predicted from OGLE I and V−I (Evans et al. "
+        "2018) by more than the tolerance (not in the paper; crossmatch.photometric_tolerance_mag)",
+        None,
+    ),
 }
+
 
 #: Main-sequence ridge in Gaia DR2 (BP−RP [mag], M_G [mag]) with a half-width [mag] in M_G, used to flag
 #: CMD placements degenerate with the main sequence (paper 000 App. A rejects those). The ridge follows the
@@ -221,6 +231,7 @@ _MATCH_COLUMNS = [
     "n_within_pm_radius",
     "separation_arcsec",
     "pm_radius_arcsec",
+    "delta_g",
     "source_shared",
 ]
 _OGLE_REQUIRED = ("ogle_id", "ra", "dec", "var_class", "period")
@@ -564,6 +575,7 @@ def run_cascade(
     ms_locus: pd.DataFrame | None = None,
     isolation_ratio: float = 2.0,
     pm_radius_convention: str = "physical",
+    photometric_tolerance_mag: float | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Cross-match OGLE objects with Gaia sources and validate each match (paper 000 App. A, Table 4).
 
@@ -591,6 +603,10 @@ def run_cascade(
     pm_radius_convention : {"physical", "as_published"}
         See :func:`pm_radius_arcsec`. ``as_published`` also accepts a nearest source without proper motion
         as the one match in its PM radius, as the authors' tables show; use it to compare with Table 4.
+    photometric_tolerance_mag : float, optional
+        A check the paper leaves out: a match the rules accepted is rejected (``photometry_inconsistent``)
+        when its Gaia G differs from :func:`gaia_g_from_vi` of the object's ``i_mag`` and ``v_i`` by more
+        than this. None (the paper) only reports the difference, ``delta_g``.
 
     Returns
     -------
@@ -599,7 +615,8 @@ def run_cascade(
         rejected or no candidate), ``accepted``, ``rule``, ``description``, ``neighbour_rank`` (1 nearest,
         2 second-nearest, null), ``adopted_class`` (OGLE class when accepted), ``gaia_var_class`` of the
         chosen source, ``n_within_radius``, ``n_within_pm_radius``, ``separation_arcsec`` (of the chosen
-        source, else of the nearest), ``pm_radius_arcsec`` (nearest source's; NaN without PM).
+        source, else of the nearest), ``pm_radius_arcsec`` (nearest source's; NaN without PM), ``delta_g``
+        (chosen source's G − :func:`gaia_g_from_vi`; NaN without I, V − I or outside its range).
     counts : pandas.DataFrame
         :func:`cascade_counts` of ``matches``.
     """
@@ -643,12 +660,24 @@ def run_cascade(
         )
         class_ranges = learn_class_ranges(learn)
 
+    predicted_g = (
+        gaia_g_from_vi(ogle["i_mag"], ogle["v_i"])
+        if {"i_mag", "v_i"} <= set(ogle.columns)
+        else np.full(len(ogle), np.nan)
+    )
     out = []
     for i, obj in enumerate(records):
         cand = groups.get(i, empty)
         rule, rank, n_pm, r_pm = _decide(obj, cand, ranges=class_ranges, **kw)
-        accepted = CASCADE_RULES[rule][0]
         chosen = cand.iloc[rank - 1] if rank is not None else None
+        delta_g = float(chosen["phot_g_mean_mag"]) - predicted_g[i] if chosen is not None else np.nan
+        if (
+            photometric_tolerance_mag is not None
+            and CASCADE_RULES[rule][0]
+            and abs(delta_g) > photometric_tolerance_mag  # NaN (no check possible) compares False
+        ):
+            rule = "photometry_inconsistent"
+        accepted = CASCADE_RULES[rule][0]
         out.append(
             {
                 "ogle_id": obj["ogle_id"],
@@ -670,6 +699,7 @@ def run_cascade(
                 if chosen is not None
                 else (float(cand["separation_arcsec"].iloc[0]) if len(cand) else np.nan),
                 "pm_radius_arcsec": r_pm,
+                "delta_g": delta_g,
             }
         )
     matches = pd.DataFrame(out, columns=[c for c in _MATCH_COLUMNS if c != "source_shared"])
@@ -683,6 +713,7 @@ def run_cascade(
                 "n_within_pm_radius": np.int64,
                 "separation_arcsec": np.float64,
                 "pm_radius_arcsec": np.float64,
+                "delta_g": np.float64,
             }
         )
     # One Gaia source accepted for two OGLE objects is a blend or a duplicate OGLE entry: both rows are kept
@@ -844,6 +875,82 @@ def cascade_summary(
         "n_accepted": int(np.sum(matches["accepted"])),
         "table4_counts": dict(zip(counts["rule"], counts["count"].astype(int), strict=True)),
     }
+
+
+def nearest_neighbour_matches(
+    ogle: pd.DataFrame,
+    gaia: pd.DataFrame,
+    radius_arcsec: float = 2.0,
+    photometric_tolerance_mag: float | None = None,
+) -> pd.DataFrame:
+    """The baseline the cascade has to beat: every object takes the nearest Gaia source within the cone
+    (with ``photometric_tolerance_mag``, unless its G is further than that from :func:`gaia_g_from_vi`).
+
+    Returns a frame shaped like :func:`run_cascade`'s matches for :func:`precision_recall`: ``ogle_id``,
+    ``source_id`` (Int64, null without a candidate), ``accepted`` and ``rule`` (``nearest_neighbour``,
+    ``photometry_inconsistent`` or ``no_candidate``)."""
+    pairs = cone_match(ogle, gaia, radius_arcsec)
+    first = pairs[pairs["rank"] == 1].set_index("ogle_id").reindex(ogle["ogle_id"].to_numpy())
+    source = first["source_id"].astype("Int64")
+    found = source.notna().to_numpy()
+    rule = np.where(found, "nearest_neighbour", "no_candidate").astype(object)
+    if photometric_tolerance_mag is not None and {"i_mag", "v_i"} <= set(ogle.columns):
+        rows = first["gaia_row"].fillna(0).to_numpy(np.int64)
+        g = np.where(found, gaia["phot_g_mean_mag"].to_numpy(np.float64)[rows], np.nan)
+        delta = g - gaia_g_from_vi(ogle["i_mag"], ogle["v_i"])
+        rule[np.abs(delta) > photometric_tolerance_mag] = "photometry_inconsistent"
+    return pd.DataFrame(
+        {
+            "ogle_id": ogle["ogle_id"].to_numpy(),
+            "source_id": source.array,
+            "accepted": rule == "nearest_neighbour",
+            "rule": rule,
+        }
+    )
+
+
+def compare_per_rule(matches: pd.DataFrame, baseline: pd.DataFrame, truth: pd.Series) -> pd.DataFrame:
+    """Where the cascade helps and where it hurts: for the objects each cascade rule decided, how many the
+    cascade and the ``baseline`` (e.g. :func:`nearest_neighbour_matches`) matched to their true counterpart,
+    and how many each accepted.
+
+    Returns one row per rule present (Table-4 order): ``n_objects``, ``cascade_accepted``,
+    ``cascade_correct``, ``baseline_accepted``, ``baseline_correct`` and ``gain`` = cascade_correct −
+    baseline_correct − (wrong acceptances the cascade adds over the baseline's)."""
+    true_id = pd.Series(truth).astype("Int64").reindex(matches["ogle_id"].to_numpy()).array
+    base = baseline.set_index("ogle_id").reindex(matches["ogle_id"].to_numpy())
+
+    def correct(frame: pd.DataFrame) -> np.ndarray:
+        chosen = frame["source_id"].astype("Int64").array
+        return frame["accepted"].fillna(False).to_numpy(bool) & np.asarray(
+            (chosen == true_id).fillna(False), bool
+        )
+
+    table = pd.DataFrame(
+        {
+            "rule": matches["rule"].to_numpy(),
+            "c_acc": matches["accepted"].to_numpy(bool),
+            "c_ok": correct(matches),
+            "b_acc": base["accepted"].fillna(False).to_numpy(bool),
+            "b_ok": correct(base),
+        }
+    )
+    rows = []
+    for rule in [r for r in CASCADE_RULES if r in set(table["rule"])]:
+        t = table[table["rule"] == rule]
+        c_wrong, b_wrong = int(t["c_acc"].sum() - t["c_ok"].sum()), int(t["b_acc"].sum() - t["b_ok"].sum())
+        rows.append(
+            {
+                "rule": rule,
+                "n_objects": len(t),
+                "cascade_accepted": int(t["c_acc"].sum()),
+                "cascade_correct": int(t["c_ok"].sum()),
+                "baseline_accepted": int(t["b_acc"].sum()),
+                "baseline_correct": int(t["b_ok"].sum()),
+                "gain": int(t["c_ok"].sum() - t["b_ok"].sum()) - (c_wrong - b_wrong),
+            }
+        )
+    return pd.DataFrame(rows)
 
 
 def cascade_metrics(
