@@ -3,9 +3,10 @@
 import numpy as np
 import pandas as pd
 
+from latentsky.io.ogle import read_light_curves
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import write_json, write_parquet
-from latentsky.variables.lightcurves import table1_counts, training_sets
+from latentsky.variables.lightcurves import keep_subtype, table1_counts, training_sets
 from latentsky.variables.physics import adopted_physics, ogle_system
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
@@ -26,7 +27,6 @@ def faint_points_kept(objects: pd.DataFrame, status: pd.DataFrame) -> dict:
 with job_logging(smk) as log:
     cfg = smk.params.lightcurves
     objects = pd.read_parquet(smk.input.objects)
-    light_curves = pd.read_parquet(smk.input.light_curves)
     matches = pd.read_parquet(smk.input.matches)
     # The training set is the validated cross-match (paper 000 Sec. 2): objects whose Gaia match the
     # cascade accepted, with Teff, M_G, R, L of that Gaia source. The others keep a status row saying so.
@@ -39,9 +39,14 @@ with job_logging(smk) as log:
     objects = objects.merge(physics, on="ogle_id", how="left", validate="1:1")
     accepted = set(matches.loc[matches["accepted"], "ogle_id"])
     matched = objects[objects["ogle_id"].isin(accepted)]
+    # Only the curves the stage can use are read: matched objects of subtypes it keeps.
+    subtypes = matched["subtype"] if "subtype" in matched else [None] * len(matched)
+    usable = [keep_subtype(c, s) for c, s in zip(matched["var_class"], subtypes, strict=True)]
+    light_curves = read_light_curves(smk.input.light_curves, matched.loc[usable, "ogle_id"])
+    log.info("%d epochs of %d objects read", len(light_curves), light_curves["ogle_id"].nunique())
     examples, status = training_sets(
         matched,
-        light_curves[light_curves["ogle_id"].isin(accepted)],
+        light_curves,
         np.random.default_rng(smk.params.seed),
         n_points=cfg["n_points"],
         snr_min=cfg["snr_min"],

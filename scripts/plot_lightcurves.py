@@ -2,6 +2,7 @@
 
 import pandas as pd
 
+from latentsky.io.ogle import read_light_curves
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import save_figure
 from latentsky.variables.figures import fig1_panels
@@ -9,9 +10,11 @@ from latentsky.variables.figures import fig1_panels
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
 with job_logging(smk):
+    train = pd.read_parquet(smk.input.train)
     figure = fig1_panels(
         pd.read_parquet(smk.input.objects),
-        pd.read_parquet(smk.input.light_curves),
-        pd.read_parquet(smk.input.train),
+        # The raw curves of the training objects only (the figure shows one per class).
+        read_light_curves(smk.input.light_curves, train["ogle_id"].unique()),
+        train,
     )
     save_figure(figure, smk.output[0], job_record(smk), dpi=90)

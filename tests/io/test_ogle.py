@@ -14,6 +14,7 @@ from latentsky.io.ogle import (
     OgleFormatError,
     concat_ogle_catalogs,
     published_table_paths,
+    read_light_curves,
     read_ogle_gaia_xmatch,
     read_ogle_ident,
     read_ogle_lightcurve,
@@ -29,6 +30,7 @@ LC_ROWS = {
     "OGLE-LMC-CEP-0005": 367,
     "OGLE-LMC-CEP-0674": 366,
     "OGLE-BLG-RRLYR-02924": 139,
+    "OGLE-GD-ECL-00692": 1921,
 }
 XM_ROWS = {
     "cmd_confirmed.csv": 7620,
@@ -172,3 +174,23 @@ def test_concat_ogle_catalogs_keeps_every_object_and_refuses_duplicates():
     with pytest.raises(OgleFormatError, match="blg: missing column"):
         concat_ogle_catalogs([objects(a), objects(b).drop(columns="period")], [curves(a), curves(b)],
                              names=["lmc", "blg"])  # fmt: skip
+
+
+def test_light_curve_table_reads_only_the_objects_asked_for(tmp_path):
+    # The real curves in one long table, in small row groups as a fetched catalog is: the filter returns
+    # exactly the rows of the ids asked for.
+    frames = [read_ogle_lightcurve(LC / f"{name}.dat").assign(ogle_id=name) for name in sorted(LC_ROWS)]
+    table = pd.concat(frames, ignore_index=True)[["ogle_id", "time", "mag", "err"]]
+    path = tmp_path / "light_curves.parquet"
+    table.to_parquet(path, row_group_size=100)
+    some = read_light_curves(path, ["OGLE-LMC-CEP-0005", "OGLE-BLG-RRLYR-02924", "OGLE-NOT-THERE-1"])
+    assert some["ogle_id"].value_counts().to_dict() == {"OGLE-LMC-CEP-0005": 367, "OGLE-BLG-RRLYR-02924": 139}
+    pd.testing.assert_frame_equal(
+        some[some["ogle_id"] == "OGLE-LMC-CEP-0005"].reset_index(drop=True),
+        table[table["ogle_id"] == "OGLE-LMC-CEP-0005"].reset_index(drop=True),
+    )
+    assert len(read_light_curves(path)) == sum(LC_ROWS.values())
+    assert read_light_curves(path, []).empty
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(OgleFormatError, match="light_curves.parquet: not a light-curve table"):
+        read_light_curves(path, ["OGLE-LMC-CEP-0005"])

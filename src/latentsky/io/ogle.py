@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,6 +53,7 @@ __all__ = [
     "OgleFormatError",
     "parse_ogle_id",
     "read_ogle_lightcurve",
+    "read_light_curves",
     "read_ogle_period_table",
     "read_ogle_ident",
     "read_ogle_gaia_xmatch",
@@ -164,6 +165,26 @@ def read_ogle_lightcurve(path: str | os.PathLike) -> pd.DataFrame:
     if not rows:
         raise OgleFormatError(f"{path}: no photometry lines found")
     return pd.DataFrame(np.array(rows, dtype=np.float64), columns=["time", "mag", "err"])
+
+
+def read_light_curves(path: str | os.PathLike, ogle_ids: Iterable[str] | None = None) -> pd.DataFrame:
+    """The long light-curve table (``ogle_id``, ``time``, ``mag``, ``err``) of a Parquet file, only the rows of
+    ``ogle_ids`` when given: pyarrow applies the filter row group by row group, so a catalog of 10⁸ epochs
+    (OGLE-III bulge LPVs, mostly semi-regulars the stage drops) never sits in memory whole."""
+    import pyarrow.parquet as pq
+
+    columns = ["ogle_id", "time", "mag", "err"]
+    ids = None if ogle_ids is None else sorted(set(map(str, ogle_ids)))
+    try:
+        if ids is None:
+            table = pq.read_table(path, columns=columns)
+        elif not ids:
+            table = pq.ParquetFile(path).schema_arrow.empty_table().select(columns)
+        else:
+            table = pq.read_table(path, columns=columns, filters=[("ogle_id", "in", ids)])
+    except (OSError, ValueError, KeyError) as err:  # truncated file, missing column
+        raise OgleFormatError(f"{path}: not a light-curve table with columns {columns} ({err})") from err
+    return table.to_pandas()
 
 
 def read_ogle_period_table(path: str | os.PathLike) -> pd.DataFrame:
