@@ -179,7 +179,7 @@ def _phase_binned_residuals(
 
     The shape is the kept points' bin medians, interpolated cyclically between bin centres so a steep
     eclipse branch is not a step; each residual is divided by the robust scatter (1.4826 × MAD) of the
-    residuals in its bin, floored at the median error. With one global σ, the steep, deep eclipse of a
+    residuals in its bin, floored at the whole curve's robust scatter and its median error. With one global σ, the steep, deep eclipse of a
     detached binary carries the largest residuals of the curve and half its points were clipped; scaled
     locally, 93 % of the demo's in-eclipse points stay, and an isolated outlier is still far from its
     neighbours in phase (tests/variables/test_lightcurves.py).
@@ -191,7 +191,9 @@ def _phase_binned_residuals(
         return np.zeros_like(mag)
     resid = mag - np.interp(phase, centres[filled], med[filled], period=1.0)
     local = 1.4826 * _bin_medians(phase[keep], np.abs(resid[keep]), n_bins)
-    floor = float(np.median(err[keep]))
+    # Floored at the curve's overall robust scatter (and its median error): a bin's MAD from a dozen points
+    # can come out small by chance, and only bins that are really wider (eclipse branches) should widen.
+    floor = max(float(np.median(err[keep])), 1.4826 * float(np.median(np.abs(resid[keep]))))
     local = np.where(np.isfinite(local), np.maximum(local, floor), floor)
     return resid / local[np.minimum((phase * n_bins).astype(int), n_bins - 1)]
 
