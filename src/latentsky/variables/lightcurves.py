@@ -179,10 +179,10 @@ def _phase_binned_residuals(
 
     The shape is the kept points' bin medians, interpolated cyclically between bin centres so a steep
     eclipse branch is not a step; each residual is divided by the robust scatter (1.4826 × MAD) of the
-    residuals in its bin, floored at the whole curve's robust scatter and its median error. With one global σ, the steep, deep eclipse of a
-    detached binary carries the largest residuals of the curve and half its points were clipped; scaled
-    locally, 93 % of the demo's in-eclipse points stay, and an isolated outlier is still far from its
-    neighbours in phase (tests/variables/test_lightcurves.py).
+    residuals in its bin, floored at the whole curve's robust scatter and its median error. With one
+    global σ, the steep, deep eclipse of a detached binary carries the largest residuals of the curve and
+    half its points were clipped; scaled locally, 94 % of the demo's in-eclipse points stay, and an
+    isolated outlier is still far from its neighbours in phase (tests/variables/test_lightcurves.py).
     """
     centres = (np.arange(n_bins) + 0.5) / n_bins
     med = _bin_medians(phase[keep], mag[keep], n_bins)
