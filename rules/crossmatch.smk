@@ -131,6 +131,7 @@ else:
         params:
             archive=OGLE_ARCHIVE,
             radius_arcsec=config["crossmatch"]["radius_arcsec"],
+            release=config["crossmatch"]["gaia_release"],
         script:
             "../scripts/fetch_gaia_neighbours.py"
 

@@ -39,6 +39,7 @@ rule lightcurve_training_sets:
     params:
         lightcurves=config["lightcurves"],
         distance_moduli=config["crossmatch"]["distance_moduli"],
+        gaia_release=config["crossmatch"]["gaia_release"],
         seed=seed_for("lightcurve_training_sets"),
     script:
         "../scripts/lightcurve_training_sets.py"

@@ -1,4 +1,4 @@
-"""Rule fetch_gaia_neighbours: every Gaia DR2 source within the cross-match cone of each OGLE object."""
+"""Rule fetch_gaia_neighbours: every Gaia DR2 (or DR3) source within the cross-match cone of each OGLE object."""
 
 import pandas as pd
 
@@ -16,6 +16,7 @@ with job_logging(smk) as log:
         radius_arcsec=smk.params.radius_arcsec,
         chunk_size=archive["upload_chunk_size"],
         tap_url=archive["gaia_tap_url"],
+        release=smk.params.release,
         record=job_record(smk),
     )
     log.info(

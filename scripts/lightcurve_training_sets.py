@@ -34,7 +34,11 @@ with job_logging(smk) as log:
     field = objects.set_index("ogle_id")["field"] if "field" in objects else None
     system = ogle_system(matches["ogle_id"], None if field is None else matches["ogle_id"].map(field))
     physics = adopted_physics(
-        matches, pd.read_parquet(smk.input.gaia), system=system, distance_moduli=smk.params.distance_moduli
+        matches,
+        pd.read_parquet(smk.input.gaia),
+        system=system,
+        distance_moduli=smk.params.distance_moduli,
+        gaia_release=smk.params.gaia_release,
     )
     objects = objects.merge(physics, on="ogle_id", how="left", validate="1:1")
     accepted = set(matches.loc[matches["accepted"], "ogle_id"])

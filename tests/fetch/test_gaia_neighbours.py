@@ -291,6 +291,35 @@ def test_neighbours_adql():
         neighbours_adql(2.0, "ogle; DROP TABLE x")
 
 
+def test_neighbours_adql_dr3_reads_into_dr2_names():
+    q = neighbours_adql(2.0, release="dr3")
+    assert q.startswith(
+        "SELECT o.ogle_id, g.source_id, g.ra, g.dec, g.pmra, g.pmdec, g.phot_g_mean_mag, g.bp_rp, "
+        "g.teff_gspphot AS teff_val, a.radius_flame AS radius_val, a.lum_flame AS lum_val, g.phot_variable_flag, "
+        "v.best_class_name, d.r_med_geo AS r_est FROM TAP_UPLOAD.ogle AS o JOIN gaiadr3.gaia_source AS g "
+    )
+    for join in (
+        "LEFT OUTER JOIN gaiadr3.astrophysical_parameters AS a ON a.source_id = g.source_id",
+        "LEFT OUTER JOIN gaiadr3.vari_classifier_result AS v ON v.source_id = g.source_id",
+        "LEFT OUTER JOIN external.gaiaedr3_distance AS d ON d.source_id = g.source_id",
+    ):
+        assert join in q
+    assert "gaiadr2" not in q
+    with pytest.raises(ValueError, match="Gaia release 'edr3' not one of"):
+        neighbours_adql(2.0, release="edr3")
+
+
+def test_dr3_fetch_writes_the_same_layout(loopback, tmp_path):
+    # The archive answers under the query's AS names; the file has DR2's columns and says which release.
+    tap = UploadTap(loopback)
+    out = tmp_path / "dr3.parquet"
+    result = fetch_gaia_neighbours(OBJECTS, out, gaia=_gaia(loopback), release="dr3")
+    (form,) = tap.uploads
+    assert "gaiadr3.gaia_source" in form["QUERY"].decode() == result.query
+    assert list(pd.read_parquet(out).columns) == list(NEIGHBOUR_COLUMNS)
+    assert read_provenance(out)["params"]["release"] == "dr3"
+
+
 def test_fetch_writes_deduplicated_sources(loopback, tmp_path):
     tap = UploadTap(loopback, executing_polls=1)
     out = tmp_path / "gaia" / "neighbours.parquet"

@@ -23,6 +23,7 @@ from latentsky.variables.crossmatch import (
     cascade_counts,
     cascade_metrics,
     cascade_summary,
+    classes_same,
     compare_per_rule,
     cone_match,
     learn_class_ranges,
@@ -702,3 +703,12 @@ def test_nearest_neighbour_baseline_and_where_the_cascade_differs():
     assert second["gain"] == 2 * second["cascade_correct"]  # right where the baseline was wrong
     rejected = table.loc["cmd_main_sequence"]
     assert rejected["cascade_accepted"] == 0 and rejected["gain"] == -rejected["baseline_correct"]
+
+
+def test_dr3_classifier_labels_map_to_ogle_classes():
+    # Gaia DR3's group labels (Rimoldini et al. 2023): with them an OGLE eclipsing binary can be confirmed by
+    # its Gaia class, which DR2 could not do.
+    assert classes_same("RRLYR", "RR") and classes_same("ECL", "ECL") and classes_same("ELL", "ELL")
+    assert classes_same("LPV", "LPV") and classes_same("DSCT", "DSCT|GDOR|SXPHE")
+    assert classes_same("T2CEP", "CEP")  # one Cepheid family
+    assert not classes_same("RRLYR", "ECL") and not classes_same("ECL", "SOLAR_LIKE")

@@ -53,6 +53,12 @@ def test_magellanic_members_take_the_distance_modulus():
     assert other.loc["OGLE-LMC-CEP-0002", "abs_g"] == pytest.approx(-3.5)
     assert other.loc["OGLE-SMC-CEP-0010", "distance_source"] == "bailer_jones"
     assert MAGELLANIC_DISTANCE_MODULI == {"LMC": 18.48, "SMC": 18.96}
+    # Which T_eff: DR2's Priam assumes no extinction, DR3's GSP-Phot fits it; the column says which.
+    assert set(phys["teff_source"]) == {"gaia_dr2_priam_no_extinction"}
+    dr3 = adopted_physics(matches, gaia, gaia_release="dr3")
+    assert set(dr3["teff_source"]) == {"gaia_dr3_gspphot_extinction_fitted"}
+    with pytest.raises(ValueError, match="gaia_release 'dr4'"):
+        adopted_physics(matches, gaia, gaia_release="dr4")
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Gaia DR2 sources around OGLE positions, by a TAP upload join on the ESA Gaia archive.
+"""Gaia DR2 (or DR3) sources around OGLE positions, by a TAP upload join on the ESA Gaia archive.
 
 Paper 000 (PELS-VAE) Appendix A starts from *every* Gaia DR2 source within 2″ of each OGLE-III position
 (34,653 matches, its Table 4); the validation cascade (:func:`latentsky.variables.crossmatch.run_cascade`) then picks
@@ -51,23 +51,61 @@ DEFAULT_CHUNK_SIZE = 50_000
 #: Columns written: those the cross-match cascade reads, then Gaia DR2's FLAME radius and luminosity.
 NEIGHBOUR_COLUMNS: tuple[str, ...] = (*GAIA_COLUMNS, "radius_val", "lum_val")
 
-#: Columns the query selects (result names), in query order; ``best_class_name`` becomes gaia_var_class.
-_SELECT = (
-    ("o", "ogle_id"),
-    ("g", "source_id"),
-    ("g", "ra"),
-    ("g", "dec"),
-    ("g", "pmra"),
-    ("g", "pmdec"),
-    ("g", "phot_g_mean_mag"),
-    ("g", "bp_rp"),
-    ("g", "teff_val"),
-    ("g", "radius_val"),
-    ("g", "lum_val"),
-    ("g", "phot_variable_flag"),
-    ("v", "best_class_name"),
-    ("d", "r_est"),
-)
+#: Per Gaia release, the columns the query selects as (table alias, archive column, result name) and the
+#: tables behind the aliases. The result names are DR2's for both, so everything downstream reads one layout:
+#: DR3's ``teff_gspphot`` (GSP-Phot, which fits the extinction A0 with T_eff — unlike DR2's Priam, which
+#: assumes none and reads a reddened star as cool), FLAME ``radius_flame``/``lum_flame`` from
+#: ``astrophysical_parameters``, and Bailer-Jones et al. (2021) ``r_med_geo`` in place of r_est (2018).
+#: ``best_class_name`` becomes gaia_var_class; its DR3 labels are mapped by
+#: :data:`latentsky.variables.crossmatch.GAIA_TO_OGLE_CLASS`.
+RELEASES: dict[str, dict[str, Any]] = {
+    "dr2": {
+        "select": (
+            ("o", "ogle_id", "ogle_id"),
+            ("g", "source_id", "source_id"),
+            ("g", "ra", "ra"),
+            ("g", "dec", "dec"),
+            ("g", "pmra", "pmra"),
+            ("g", "pmdec", "pmdec"),
+            ("g", "phot_g_mean_mag", "phot_g_mean_mag"),
+            ("g", "bp_rp", "bp_rp"),
+            ("g", "teff_val", "teff_val"),
+            ("g", "radius_val", "radius_val"),
+            ("g", "lum_val", "lum_val"),
+            ("g", "phot_variable_flag", "phot_variable_flag"),
+            ("v", "best_class_name", "best_class_name"),
+            ("d", "r_est", "r_est"),
+        ),
+        "source": "gaiadr2.gaia_source",
+        "joins": (("v", "gaiadr2.vari_classifier_result"), ("d", "external.gaiadr2_geometric_distance")),
+    },
+    "dr3": {
+        "select": (
+            ("o", "ogle_id", "ogle_id"),
+            ("g", "source_id", "source_id"),
+            ("g", "ra", "ra"),
+            ("g", "dec", "dec"),
+            ("g", "pmra", "pmra"),
+            ("g", "pmdec", "pmdec"),
+            ("g", "phot_g_mean_mag", "phot_g_mean_mag"),
+            ("g", "bp_rp", "bp_rp"),
+            ("g", "teff_gspphot", "teff_val"),
+            ("a", "radius_flame", "radius_val"),
+            ("a", "lum_flame", "lum_val"),
+            ("g", "phot_variable_flag", "phot_variable_flag"),
+            ("v", "best_class_name", "best_class_name"),
+            ("d", "r_med_geo", "r_est"),
+        ),
+        "source": "gaiadr3.gaia_source",
+        "joins": (
+            ("a", "gaiadr3.astrophysical_parameters"),
+            ("v", "gaiadr3.vari_classifier_result"),
+            ("d", "external.gaiaedr3_distance"),
+        ),
+    },
+}
+#: The result columns of every release's query, in query order.
+_RESULT_NAMES = tuple(name for _, _, name in RELEASES["dr2"]["select"])
 _FLOAT_COLUMNS = ("ra", "dec", "pmra", "pmdec", "phot_g_mean_mag", "bp_rp", "teff_val", "r_est")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ARROW_TYPES = {"source_id": pa.int64(), "phot_variable_flag": pa.string(), "gaia_var_class": pa.string()}
@@ -84,8 +122,10 @@ class GaiaNeighbours:
     n_sources: int
 
 
-def neighbours_adql(radius_arcsec: float = DEFAULT_RADIUS_ARCSEC, upload_table: str = "ogle") -> str:
-    """ADQL joining an uploaded table of OGLE positions with every Gaia DR2 source within a radius.
+def neighbours_adql(
+    radius_arcsec: float = DEFAULT_RADIUS_ARCSEC, upload_table: str = "ogle", release: str = "dr2"
+) -> str:
+    """ADQL joining an uploaded table of OGLE positions with every Gaia source within a radius.
 
     Parameters
     ----------
@@ -94,6 +134,8 @@ def neighbours_adql(radius_arcsec: float = DEFAULT_RADIUS_ARCSEC, upload_table: 
     upload_table
         Name of the uploaded table, queried as ``TAP_UPLOAD.<upload_table>`` with columns ``ogle_id``,
         ``ra``, ``dec`` (deg, J2000).
+    release
+        ``dr2`` (the paper's) or ``dr3`` (:data:`RELEASES`).
 
     Returns
     -------
@@ -106,15 +148,24 @@ def neighbours_adql(radius_arcsec: float = DEFAULT_RADIUS_ARCSEC, upload_table: 
         raise ValueError(f"radius_arcsec must be a positive number of arcsec, got {radius_arcsec!r}")
     if not _IDENTIFIER.match(upload_table):
         raise ValueError(f"upload_table {upload_table!r} is not a valid ADQL table name")
-    columns = ", ".join(f"{alias}.{name}" for alias, name in _SELECT)
+    if release not in RELEASES:
+        raise ValueError(f"Gaia release {release!r} not one of {sorted(RELEASES)}")
+    spec = RELEASES[release]
+    columns = ", ".join(
+        f"{alias}.{column}" + ("" if column == name else f" AS {name}")
+        for alias, column, name in spec["select"]
+    )
     radius_deg = float(radius_arcsec) / 3600.0
+    joins = " ".join(
+        f"LEFT OUTER JOIN {table} AS {alias} ON {alias}.source_id = g.source_id"
+        for alias, table in spec["joins"]
+    )
     return (
         f"SELECT {columns} "
         f"FROM TAP_UPLOAD.{upload_table} AS o "
-        "JOIN gaiadr2.gaia_source AS g "
+        f"JOIN {spec['source']} AS g "
         f"ON 1=CONTAINS(POINT('ICRS', g.ra, g.dec), CIRCLE('ICRS', o.ra, o.dec, {radius_deg!r})) "
-        "LEFT OUTER JOIN gaiadr2.vari_classifier_result AS v ON v.source_id = g.source_id "
-        "LEFT OUTER JOIN external.gaiadr2_geometric_distance AS d ON d.source_id = g.source_id"
+        f"{joins}"
     )
 
 
@@ -147,7 +198,7 @@ def _run_chunk(
         upload_table_name=upload_table,
     )
     frame.columns = [str(c).lower() for c in frame.columns]
-    missing = [name for _, name in _SELECT if name not in frame.columns]
+    missing = [name for name in _RESULT_NAMES if name not in frame.columns]
     if missing:
         raise FetchError(
             f"TAP service {where}: job {job.jobid} result lacks column(s) {missing}; found {list(frame.columns)}"
@@ -192,6 +243,7 @@ def fetch_gaia_neighbours(
     gaia: Any = None,
     tap_url: str = DEFAULT_TAP_URL,
     upload_table: str = "ogle",
+    release: str = "dr2",
     record: Mapping[str, Any] | None = None,
 ) -> GaiaNeighbours:
     """Every Gaia DR2 source within ``radius_arcsec`` of an OGLE position, written to one Parquet file.
@@ -218,6 +270,9 @@ def fetch_gaia_neighbours(
         Archive URL used when ``gaia`` is None.
     upload_table
         Name of the uploaded table (``TAP_UPLOAD.<name>``).
+    release
+        Gaia ``dr2`` (the paper's) or ``dr3``: the tables and columns of :data:`RELEASES`, written under DR2's
+        column names.
     record
         Provenance record for the Parquet file; default: one built by
         :func:`latentsky.provenance.record.build_record` for rule ``fetch_gaia_neighbours``.
@@ -247,7 +302,7 @@ def fetch_gaia_neighbours(
         raise ValueError("objects table: ra and dec must be finite (deg)")
     if int(chunk_size) < 1:
         raise ValueError(f"chunk_size must be at least 1, got {chunk_size}")
-    query = neighbours_adql(radius_arcsec, upload_table)
+    query = neighbours_adql(radius_arcsec, upload_table, release)
     if gaia is None:
         from astroquery.gaia import GaiaClass
 
@@ -269,7 +324,7 @@ def fetch_gaia_neighbours(
             )
             job_ids.append(job_id)
             frames.append(frame)
-    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[n for _, n in _SELECT])
+    pairs = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(_RESULT_NAMES))
     table = _normalise(pairs)
     log.info("%d pairs, %d distinct Gaia sources within %g arcsec", len(pairs), len(table), radius_arcsec)
 
@@ -281,13 +336,14 @@ def fetch_gaia_neighbours(
             params={
                 "radius_arcsec": radius_arcsec,
                 "chunk_size": chunk_size,
+                "release": release,
                 "tap_url": where,
                 "query": query,
             },
         )
     schema = pa.schema([(c, _ARROW_TYPES.get(c, pa.float64())) for c in NEIGHBOUR_COLUMNS])
     write_parquet(pa.Table.from_pandas(table, schema=schema, preserve_index=False), out, record)
-    log.info("%d Gaia DR2 sources written to %s", len(table), out)
+    log.info("%d Gaia %s sources written to %s", len(table), release.upper(), out)
     return GaiaNeighbours(
         path=out, query=query, job_ids=tuple(job_ids), n_pairs=len(pairs), n_sources=len(table)
     )
@@ -298,6 +354,7 @@ __all__ = [
     "DEFAULT_CHUNK_SIZE",
     "DEFAULT_RADIUS_ARCSEC",
     "NEIGHBOUR_COLUMNS",
+    "RELEASES",
     "fetch_gaia_neighbours",
     "neighbours_adql",
 ]

@@ -91,11 +91,13 @@ __all__ = [
 #: OGLE-III variability classes handled by the cascade (paper 000, Table 1).
 OGLE_CLASSES: tuple[str, ...] = ("ACEP", "CEP", "DSCT", "ECL", "ELL", "LPV", "RRLYR", "T2CEP")
 
-#: Gaia DR2 variability-classifier labels (Rimoldini et al. 2019, ``best_class_name``) → OGLE class.
-#: The paper compares classes "without considering sub-types", so all RR Lyrae modes map to RRLYR.
-#: Gaia DR2 has no eclipsing-binary or ellipsoidal classifier label, so ECL/ELL never match a Gaia class.
-#: DR2 calls classical Cepheids ``CEP`` (all 1,716 of them in var_conf_matches.csv); DR3's ``DCEP`` is
-#: accepted too, so a DR3 table can be validated the same way.
+#: Gaia variability-classifier labels (``best_class_name``) → OGLE class. DR2 (Rimoldini et al. 2019): the
+#: paper compares classes "without considering sub-types", so all RR Lyrae modes map to RRLYR; DR2 calls
+#: classical Cepheids ``CEP`` (all 1,716 of them in var_conf_matches.csv) and has no eclipsing-binary or
+#: ellipsoidal label. DR3's classifier (Rimoldini et al. 2023) uses group labels: ``RR``, ``CEP`` (all
+#: Cepheid types), ``ECL``, ``ELL``, ``LPV`` and ``DSCT|GDOR|SXPHE``; with them ECL and ELL can match a
+#: Gaia class (fetch with ``crossmatch.gaia_release: dr3``). ``DCEP`` is accepted for tables that name
+#: the Cepheid type.
 GAIA_TO_OGLE_CLASS: dict[str, str] = {
     "RRAB": "RRLYR",
     "RRC": "RRLYR",
@@ -107,6 +109,12 @@ GAIA_TO_OGLE_CLASS: dict[str, str] = {
     "ACEP": "ACEP",
     "MIRA_SR": "LPV",
     "DSCT_SXPHE": "DSCT",
+    # DR3 group labels
+    "RR": "RRLYR",
+    "ECL": "ECL",
+    "ELL": "ELL",
+    "LPV": "LPV",
+    "DSCT|GDOR|SXPHE": "DSCT",
 }
 
 # Classical, type-II and anomalous Cepheids are one family for the "same class" test. WHY: the paper

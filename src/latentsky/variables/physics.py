@@ -20,6 +20,7 @@ from latentsky.variables.crossmatch import _require, absolute_g
 __all__ = [
     "MAGELLANIC_DISTANCE_MODULI",
     "PHYSICS_FROM_GAIA",
+    "TEFF_SOURCES",
     "adopted_physics",
     "ogle_system",
     "period_luminosity",
@@ -37,6 +38,15 @@ PHYSICS_FROM_GAIA: dict[str, str] = {"teff": "teff_val", "radius": "radius_val",
 MAGELLANIC_DISTANCE_MODULI: dict[str, float] = {"LMC": 18.48, "SMC": 18.96}
 
 
+#: Where each release's T_eff comes from, as the ``teff_source`` column says. DR2's Priam fits G, BP, RP
+#: assuming no extinction, so a reddened star reads cool (the authors' bulge RRab: median 4,831 K against a
+#: true 6,000–7,500 K); DR3's GSP-Phot fits T_eff with the extinction A0 (Andrae et al. 2023).
+TEFF_SOURCES: dict[str, str] = {
+    "dr2": "gaia_dr2_priam_no_extinction",
+    "dr3": "gaia_dr3_gspphot_extinction_fitted",
+}
+
+
 def ogle_system(ogle_id: pd.Series, field: pd.Series | None = None) -> pd.Series:
     """The stellar system of each object — ``LMC``, ``SMC``, ``BLG`` (bulge), ``GD`` (disk), … — from the
     ``field`` column where given (the simulation's, whose ids are ``OGLE-SIM-…``), else the id's second
@@ -52,6 +62,7 @@ def adopted_physics(
     gaia: pd.DataFrame,
     system: pd.Series | None = None,
     distance_moduli: Mapping[str, float] | None = None,
+    gaia_release: str = "dr2",
 ) -> pd.DataFrame:
     """Physical parameters of each OGLE object from its accepted Gaia DR2 counterpart (paper 000 Sec. 2.3).
 
@@ -67,6 +78,7 @@ def adopted_physics(
     distance_moduli : mapping, optional
         System → distance modulus (mag) used instead of ``r_est`` for its members (default
         :data:`MAGELLANIC_DISTANCE_MODULI`; an empty mapping gives the paper's Bailer-Jones distances for all).
+    gaia_release : the release of ``gaia`` (``dr2`` or ``dr3``), which names the ``teff_source``.
 
     Returns
     -------
@@ -75,7 +87,8 @@ def adopted_physics(
         accepted), ``teff`` (K, Gaia Priam ``teff_val``), ``abs_g`` (M_G from G and the system's distance
         modulus, or the Bailer-Jones ``r_est`` elsewhere; no extinction: :func:`absolute_g`),
         ``distance_source`` (``distance_modulus`` or ``bailer_jones``; null without M_G), ``bp_rp`` (mag),
-        ``radius`` (R_sun) and ``luminosity`` (L_sun) from FLAME, and ``has_physics``: Teff and M_G both
+        ``teff_source`` (:data:`TEFF_SOURCES`; null without T_eff), ``radius`` (R_sun) and ``luminosity``
+        (L_sun) from FLAME, and ``has_physics``: Teff and M_G both
         known — the three parameters (Teff, M_G, period) cVAE-P is conditioned on (paper 000 Sec. 4.2).
         All NaN / False where the match was rejected.
     """
@@ -100,9 +113,13 @@ def adopted_physics(
     out["distance_source"] = np.where(
         by_modulus, "distance_modulus", np.where(np.isfinite(out["abs_g"]), "bailer_jones", None)
     )
+    if gaia_release not in TEFF_SOURCES:
+        raise ValueError(f"gaia_release {gaia_release!r} not one of {sorted(TEFF_SOURCES)}")
+    out["teff_source"] = np.where(np.isfinite(out["teff"].to_numpy()), TEFF_SOURCES[gaia_release], None)
     out["bp_rp"] = rows["bp_rp"].to_numpy(np.float64)
     out["has_physics"] = np.isfinite(out["teff"].to_numpy()) & np.isfinite(out["abs_g"].to_numpy())
-    columns = ["ogle_id", "source_id", "teff", "abs_g", "distance_source", "bp_rp", "radius", "luminosity"]
+    columns = ["ogle_id", "source_id", "teff", "teff_source", "abs_g", "distance_source", "bp_rp", "radius"]
+    columns.append("luminosity")
     return out[[*columns, "has_physics"]]
 
 
