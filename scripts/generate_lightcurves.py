@@ -22,7 +22,15 @@ with job_logging(smk) as log:
     table = read_times_table(smk.input.times) if smk.input.get("times") else None
     times = request_times(requests, rng, cadence=cfg["cadence"], times_table=table)
     curves = generate_lightcurves(
-        model, scaler, regressors, cfg["regressor"], requests, times, rng, device=str(device)
+        model,
+        scaler,
+        regressors,
+        cfg["regressor"],
+        requests,
+        times,
+        rng,
+        device=str(device),
+        latent_sampling=cfg["latent_sampling"],
     )
     record = job_record(smk, seed=smk.params.seed, device=describe_device(device))
     write_parquet(curves, smk.output[0], record)

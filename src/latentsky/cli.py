@@ -280,7 +280,15 @@ def _run_generate_lightcurves(args: argparse.Namespace) -> int:
     table = read_times_table(args.times) if args.times else None
     times = request_times(requests, rng, cadence=args.cadence, times_table=table)
     curves = generate_lightcurves(
-        model, scaler, regressors, args.regressor, requests, times, rng, device=str(device)
+        model,
+        scaler,
+        regressors,
+        args.regressor,
+        requests,
+        times,
+        rng,
+        device=str(device),
+        latent_sampling=args.latent_sampling,
     )
     inputs = [
         args.model,
@@ -290,6 +298,7 @@ def _run_generate_lightcurves(args: argparse.Namespace) -> int:
     ]
     params = {
         "regressor": args.regressor,
+        "latent_sampling": args.latent_sampling,
         "cadence": args.cadence,
         "requests": requests.drop(columns="request").to_dict(orient="records") if not args.requests else None,
     }
@@ -632,6 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True, help="model.pt from the train_pelsvae rule")
     p.add_argument("--regressors", required=True, help="regressors.pt from the pelsvae_regression rule")
     p.add_argument("--regressor", default="random_forest", choices=("linear", "random_forest", "mlp"))
+    p.add_argument(
+        "--latent-sampling",
+        default="dummy",
+        choices=("dummy", "residual"),
+        help="dummy: the paper (samples of one request nearly identical); residual: add a validation residual "
+        "of the class, the variety the physics leaves open",
+    )
     p.add_argument(
         "--requests",
         help="table (CSV/ECSV/Parquet) with var_class, teff, abs_g, period and optional request, t0, "

@@ -307,6 +307,39 @@ def test_generation_outside_the_training_physics_is_a_one_line_error(small_model
         generate(var_class="CEP")
 
 
+def test_residual_sampling_gives_the_variety_the_dummy_does_not(small_model, tmp_path):
+    # Paper 000 Sec. 4.2 hopes the dummy dimension makes the samples of one request differ; for a regressor
+    # fitted on rows that differ only in the dummy it hardly does. Adding a validation residual of the class
+    # gives the samples the spread of latents the physics leaves open.
+    result, regs = small_model
+    request = read_requests([{"request": "q", "var_class": "RRLYR", "teff": 6500, "abs_g": 0.6, "period": 0.5,
+                              "n_samples": 40}])  # fmt: skip
+    times = np.linspace(0, 1, 50)
+
+    def latents(sampling):
+        out = generate_lightcurves(
+            result.model, result.scaler, regs, "linear", request, times, np.random.default_rng(0),
+            latent_sampling=sampling,
+        )  # fmt: skip
+        assert set(out["latent_sampling"]) == {sampling}
+        return np.stack(out["z"].to_numpy())
+
+    dummy, residual = latents("dummy"), latents("residual")
+    pool = np.asarray(regs.residuals["linear"]["RRLYR"])
+    assert pool.shape[1] == dummy.shape[1] and len(pool) == 18 * 10  # 18 validation curves with T_eff × 10
+    # The linear regressor's dummy coefficient moves z by a tiny fraction of the residual spread.
+    assert dummy.std(axis=0).max() < 0.2 * pool.std(axis=0).min()
+    np.testing.assert_allclose(residual.std(axis=0), pool.std(axis=0), rtol=0.35)
+    # Round trip through the regressors file; a class without residuals is named.
+    back = load_regressors(save_regressors(tmp_path / "r.pt", regs, {}))
+    assert back.residuals == regs.residuals
+    with pytest.raises(ValueError, match="no validation residuals of class CEP"):
+        regs.residual_draws("linear", ["CEP"], np.random.default_rng(0))
+    with pytest.raises(ValueError, match="latent_sampling 'posterior'"):
+        generate_lightcurves(result.model, result.scaler, regs, "linear", request, times,
+                             np.random.default_rng(0), latent_sampling="posterior")  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # The physics reaches the generated shape (paper 000 Fig. 8), on the simulated OGLE fields
 # ---------------------------------------------------------------------------------------------------------

@@ -97,6 +97,8 @@ def read_times_table(path: str | os.PathLike) -> pd.DataFrame:
     return out
 
 
+#: How a generated curve's latent is drawn (:func:`generate_lightcurves`).
+LATENT_SAMPLING = ("dummy", "residual")
 #: Request columns: required, then optional with their defaults.
 REQUEST_REQUIRED = ("var_class", "teff", "abs_g", "period")
 REQUEST_DEFAULTS: dict[str, Any] = {"t0": 0.0, "n_samples": 1, "median_mag": 0.0}
@@ -175,6 +177,7 @@ def generate_lightcurves(
     rng: np.random.Generator,
     *,
     device: str = "cpu",
+    latent_sampling: str = "dummy",
 ) -> pd.DataFrame:
     """New light curves (Sec. 4.3): one row per (request, sample), list columns ``time``, ``phase``, ``mag``,
     ``err`` in the order of the given times.
@@ -185,8 +188,13 @@ def generate_lightcurves(
     regressor : which regressor maps physics to latents (linear | random_forest | mlp).
     requests : output of :func:`read_requests`.
     times : one array of times (d) for every request, or request → array.
-    rng : draws the dummy dimension of each sample.
+    rng : draws the dummy dimension of each sample (and its residual).
+    latent_sampling : ``dummy`` — the paper: z = regressor(physics, dummy), which gives the samples of one
+        request almost the same curve; ``residual`` — z = regressor(physics, dummy) + a validation residual
+        of the request's class (:meth:`LatentRegressors.residual_draws`), the spread the physics leaves open.
     """
+    if latent_sampling not in LATENT_SAMPLING:
+        raise ValueError(f"latent_sampling {latent_sampling!r} not one of {LATENT_SAMPLING}")
     if regressors.classes != tuple(model.config.classes):
         raise ValueError("the regressors were fitted for a model with other classes")
     rows = requests.loc[requests.index.repeat(requests["n_samples"])].reset_index(drop=True)
@@ -203,6 +211,8 @@ def generate_lightcurves(
     z = regressors.predict(
         regressor, rows["teff"], rows["abs_g"], rows["period"], rows["var_class"], rows["dummy"]
     )
+    if latent_sampling == "residual":
+        z = z + regressors.residual_draws(regressor, rows["var_class"], rng)
     per_row_times = []
     for req in rows["request"]:
         t = times.get(req) if isinstance(times, Mapping) else times
@@ -238,6 +248,7 @@ def generate_lightcurves(
     columns = ["request", "sample", "var_class", "teff", "abs_g", "period", "t0", "median_mag", "dummy"]
     out = rows[columns].copy()
     out["regressor"] = regressor
+    out["latent_sampling"] = latent_sampling
     out["model"] = regressors.model
     out["z"] = [list(map(float, v)) for v in z]
     out["time"] = [t.tolist() for t in per_row_times]

@@ -61,6 +61,7 @@ __all__ = [
     "regression_inputs",
     "LatentRegressors",
     "physics_range",
+    "validation_residuals",
     "fit_regressors",
     "save_regressors",
     "load_regressors",
@@ -278,6 +279,23 @@ class LatentRegressors:
     n_val_rows: int
     settings: dict[str, Any] = field(default_factory=dict)
     physics_range: dict[str, dict[str, list[float]]] = field(default_factory=dict)
+    residuals: dict[str, dict[str, list[list[float]]]] = field(default_factory=dict)
+
+    def residual_draws(self, name: str, var_class: Sequence[str], rng: np.random.Generator) -> np.ndarray:
+        """One validation residual z − ẑ of regressor ``name`` per row, drawn from the row's class: what
+        the physics leaves unexplained, for :func:`~latentsky.pelsvae.generation.generate_lightcurves`'
+        ``latent_sampling="residual"``."""
+        table = self.residuals.get(name, {})
+        out = []
+        for cls in var_class:
+            pool = table.get(str(cls))
+            if not pool:
+                raise ValueError(
+                    f"no validation residuals of class {cls} for the {name} regressor of {self.model}; "
+                    f"classes with residuals: {sorted(table)} (refit with this version to keep them)"
+                )
+            out.append(pool[int(rng.integers(len(pool)))])
+        return np.asarray(out, dtype=np.float64)
 
     def check_support(
         self,
@@ -362,6 +380,7 @@ def fit_regressors(
     fitted, scores = fit_latent_regressors(
         design_train, design_val, seed=seed, names=names, n_jobs=n_jobs, min_samples_leaf=leaf
     )
+    residuals = validation_residuals(fitted, design_val, model.config.classes, rng)
     return LatentRegressors(
         model=model_name,
         classes=tuple(model.config.classes),
@@ -376,7 +395,35 @@ def fit_regressors(
             "random_forest_min_samples_leaf": leaf,
         },
         physics_range=physics_range(train),
+        residuals=residuals,
     )
+
+
+#: Validation residuals kept per regressor and class for residual sampling at generation.
+MAX_RESIDUALS_PER_CLASS = 500
+
+
+def validation_residuals(
+    fitted: Mapping[str, Pipeline],
+    val: RegressionDesign,
+    classes: Sequence[str],
+    rng: np.random.Generator,
+    max_per_class: int = MAX_RESIDUALS_PER_CLASS,
+) -> dict[str, dict[str, list[list[float]]]]:
+    """Per regressor and class, up to ``max_per_class`` residuals z − ẑ of the validation rows (z a draw
+    from the encoder's posterior, ẑ the regressor's prediction): the spread of latents that one physical
+    vector leaves open, which the dummy dimension does not give (Sec. 4.2; module docstring)."""
+    cls = np.argmax(val.X[:, 3:-1], axis=1)
+    out: dict[str, dict[str, list[list[float]]]] = {}
+    for name, model in fitted.items():
+        resid = val.Y - model.predict(val.X)
+        out[name] = {}
+        for k in np.unique(cls):
+            rows = np.flatnonzero(cls == k)
+            if len(rows) > max_per_class:
+                rows = np.sort(rng.choice(rows, size=max_per_class, replace=False))
+            out[name][str(classes[k])] = resid[rows].tolist()
+    return out
 
 
 def physics_range(frame: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
@@ -405,6 +452,7 @@ def save_regressors(path: str | os.PathLike, regs: LatentRegressors, provenance:
         "n_val_rows": regs.n_val_rows,
         "settings": dict(regs.settings),
         "physics_range": dict(regs.physics_range),
+        "residuals": dict(regs.residuals),
         "sklearn_version": sklearn.__version__,
         "pickled": buf.getvalue(),
     }
@@ -431,4 +479,5 @@ def load_regressors(path: str | os.PathLike) -> LatentRegressors:
         n_val_rows=int(state["n_val_rows"]),
         settings=dict(state["settings"]),
         physics_range=dict(state.get("physics_range", {})),
+        residuals=dict(state.get("residuals", {})),
     )
