@@ -58,17 +58,21 @@ NEIGHBOUR_COLUMNS: tuple[str, ...] = (*GAIA_COLUMNS, "radius_val", "lum_val")
 #: ``astrophysical_parameters``, and Bailer-Jones et al. (2021) ``r_med_geo`` in place of r_est (2018).
 #: ``best_class_name`` becomes gaia_var_class; its DR3 labels are mapped by
 #: :data:`latentsky.variables.crossmatch.GAIA_TO_OGLE_CLASS`.
+#: The columns both releases select under their own names.
+_ASTROMETRY_AND_PHOTOMETRY = (
+    ("o", "ogle_id", "ogle_id"),
+    ("g", "source_id", "source_id"),
+    ("g", "ra", "ra"),
+    ("g", "dec", "dec"),
+    ("g", "pmra", "pmra"),
+    ("g", "pmdec", "pmdec"),
+    ("g", "phot_g_mean_mag", "phot_g_mean_mag"),
+    ("g", "bp_rp", "bp_rp"),
+)
 RELEASES: dict[str, dict[str, Any]] = {
     "dr2": {
         "select": (
-            ("o", "ogle_id", "ogle_id"),
-            ("g", "source_id", "source_id"),
-            ("g", "ra", "ra"),
-            ("g", "dec", "dec"),
-            ("g", "pmra", "pmra"),
-            ("g", "pmdec", "pmdec"),
-            ("g", "phot_g_mean_mag", "phot_g_mean_mag"),
-            ("g", "bp_rp", "bp_rp"),
+            *_ASTROMETRY_AND_PHOTOMETRY,
             ("g", "teff_val", "teff_val"),
             ("g", "radius_val", "radius_val"),
             ("g", "lum_val", "lum_val"),
@@ -81,14 +85,7 @@ RELEASES: dict[str, dict[str, Any]] = {
     },
     "dr3": {
         "select": (
-            ("o", "ogle_id", "ogle_id"),
-            ("g", "source_id", "source_id"),
-            ("g", "ra", "ra"),
-            ("g", "dec", "dec"),
-            ("g", "pmra", "pmra"),
-            ("g", "pmdec", "pmdec"),
-            ("g", "phot_g_mean_mag", "phot_g_mean_mag"),
-            ("g", "bp_rp", "bp_rp"),
+            *_ASTROMETRY_AND_PHOTOMETRY,
             ("g", "teff_gspphot", "teff_val"),
             ("a", "radius_flame", "radius_val"),
             ("a", "lum_flame", "lum_val"),
