@@ -88,7 +88,11 @@ def test_full_config_plans_the_ogle3_archive_fetches(repo_root, tmp_path):
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     n_catalogs = len(load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"])
-    assert n_catalogs == 19
+    # 17 OGLE-III directories: the authors' bulge ECL/ELL are OGLE-IV objects, not asked of OIII-CVS.
+    assert n_catalogs == 17
+    assert not {"blg/ecl", "blg/ell"} & set(
+        load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"]
+    )
     assert re.search(rf"fetch_ogle3_catalog\s+{n_catalogs}\b", out)
     assert re.search(r"merge_ogle3_catalogs\s+1\b", out) and re.search(r"fetch_gaia_neighbours\s+1\b", out)
     assert "simulate_ogle_fields" not in out

@@ -373,11 +373,13 @@ def test_pelsvae_trains_both_models_and_writes_table3(workflow_run):
     metrics = json.loads((workflow_run / "results/metrics/pelsvae.json").read_text())
     train = pd.read_parquet(workflow_run / "results/lightcurves/train.parquet")
     table = pd.read_parquet(workflow_run / "results/models/pelsvae/table3_regression_rmse.parquet")
-    assert table["regressor"].tolist() == ["linear", "random_forest", "mlp"]
+    # Table 3's regressors, then the baseline row: the class's mean latent.
+    assert table["regressor"].tolist() == ["linear", "random_forest", "mlp", "class_mean"]
     for model in ("cvae", "cvae_p"):
         rmse = metrics["regression_rmse"][model]
         # Latents are ~N(0, 1) per dimension (the KL term): an RMSE far above 1 would be a broken fit.
-        assert set(rmse) == {"linear", "random_forest", "mlp"} and all(0 < v < 2 for v in rmse.values())
+        assert set(rmse) == {"linear", "random_forest", "mlp", "class_mean"}
+        assert all(0 < v < 2 for v in rmse.values())
         np.testing.assert_allclose(table[model], [rmse[n] for n in table["regressor"]])
         history = pd.read_parquet(workflow_run / f"results/models/pelsvae/{model}/training_history.parquet")
         assert history["epoch"].tolist() == [1, 2, 3] and metrics["epochs"][model] == 3

@@ -162,7 +162,7 @@ def fit_latent_regressors(
     """Fit each regressor on ``train`` and return the fitted pipelines and their validation RMSE, with the
     RMSE of :data:`CLASS_MEAN_BASELINE` beside them (the class's mean latent: what the regressors gain over
     it is what the physics explains beyond the class label)."""
-    fitted, scores = {}, {CLASS_MEAN_BASELINE: rmse(val.Y, class_mean_latents(train, val))}
+    fitted, scores = {}, {}
     for name in names:
         model = make_regressor(name, seed, n_jobs, min_samples_leaf)
         model.fit(train.X, train.Y)
@@ -172,6 +172,7 @@ def fit_latent_regressors(
             model.set_params(randomforestregressor__n_jobs=1)
         fitted[name] = model
         scores[name] = rmse(val.Y, model.predict(val.X))
+    scores[CLASS_MEAN_BASELINE] = rmse(val.Y, class_mean_latents(train, val))
     return fitted, scores
 
 
