@@ -7,14 +7,12 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from latentsky.cyclestarnet.domains import emulate, noiseless_observed, observed_arrays
+from latentsky.cyclestarnet.domains import emulate, observed_arrays, reference_giant
 from latentsky.cyclestarnet.evaluation import network_outputs
 from latentsky.cyclestarnet.lines import (
     attribute_features,
     feature_recovery,
-    mean_split_latent,
     recovery_over_stars,
-    reference_star,
     response_functions,
 )
 from latentsky.cyclestarnet.mask import mask_from_features
@@ -23,7 +21,7 @@ from latentsky.io.spectra import list_column
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.payne import load_payne
 from latentsky.provenance.files import write_parquet
-from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, REFERENCE_LABELS, wavelength_grid
+from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, wavelength_grid
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -58,16 +56,17 @@ with job_logging(smk) as log:
     write_parquet(table, smk.output.transferred, record)
 
     # The reference giant with the mean split latent of the paired validation stars (the authors' Fig. 10).
-    z_sp = mean_split_latent(model, scale, obs["val"].flux)
-    ref = reference_star(model, emulator, REFERENCE_LABELS, mask, scale, z_sp)
-    true_ref = noiseless_observed(
-        REFERENCE_LABELS,
+    ref, true_ref, z_sp = reference_giant(
+        model,
+        emulator,
+        mask,
+        scale,
+        obs["val"].flux,
         experiment=sim["experiment"],
         observed_source=sim["observed_source"],
-        emulator=emulator,
         line_list=pd.read_parquet(smk.input.line_list),
         grid=wavelength_grid(sim["n_pixels"]),
-    )[0]
+    )
     lines = features.copy()
     lines = lines.join(feature_recovery(features, ref.transferred, ref.synth_masked, true_ref))
     response = response_functions(

@@ -7,14 +7,14 @@ import torch
 
 from latentsky.cyclestarnet import evaluation as ev
 from latentsky.cyclestarnet import figures
-from latentsky.cyclestarnet.domains import emulate, noiseless_observed, observed_arrays
-from latentsky.cyclestarnet.lines import mean_split_latent, reference_star, response_functions
+from latentsky.cyclestarnet.domains import emulate, observed_arrays, reference_giant
+from latentsky.cyclestarnet.lines import response_functions
 from latentsky.cyclestarnet.mask import mask_from_features
 from latentsky.cyclestarnet.training import load_cyclestarnet, paired_validation
 from latentsky.jobs import job_logging, job_record, use_job_threads
 from latentsky.payne import emulator_error, load_payne
 from latentsky.provenance.files import nan_to_null, save_figure, write_json
-from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, REFERENCE_LABELS, synthesise, wavelength_grid
+from latentsky.simulate.apogee import ELEMENTS, LABEL_NAMES, synthesise, wavelength_grid
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -127,16 +127,17 @@ with job_logging(smk) as log:
             span=10.0,
         ),
     }
-    z_sp = mean_split_latent(model, scale, observed_arrays(smk.input.observed)["val"].flux)
-    ref = reference_star(model, emulator, REFERENCE_LABELS, mask, scale, z_sp)
-    true_ref = noiseless_observed(
-        REFERENCE_LABELS,
+    ref, true_ref, z_sp = reference_giant(
+        model,
+        emulator,
+        mask,
+        scale,
+        observed_arrays(smk.input.observed)["val"].flux,
         experiment=sim["experiment"],
         observed_source=sim["observed_source"],
-        emulator=emulator,
         line_list=line_list,
         grid=grid,
-    )[0]
+    )
     response = response_functions(model, emulator, ref.labels, torch.as_tensor(mask), scale, z_sp)
     j = {e: response["J_diff"][list(LABEL_NAMES).index(f"[{e}/H]")] for e in ("Mg", "Si", "Fe", "C", "N")}
     figs["line_recovery"] = figures.line_recovery(

@@ -21,10 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from latentsky.cyclestarnet.lines import FluxScale
+from latentsky.cyclestarnet.lines import FluxScale, ReferenceStar, mean_split_latent, reference_star
+from latentsky.cyclestarnet.model import CycleStarNet
 from latentsky.cyclestarnet.training import ERROR_FLOOR, Domains
 from latentsky.io.spectra import read_list_column
-from latentsky.simulate.apogee import add_noise, simulate_observed, synthesise
+from latentsky.simulate.apogee import REFERENCE_LABELS, add_noise, simulate_observed, synthesise
 
 __all__ = [
     "EXPERIMENTS",
@@ -36,6 +37,7 @@ __all__ = [
     "flux_scale",
     "observed_arrays",
     "observed_domain",
+    "reference_giant",
     "standardised_domains",
 ]
 
@@ -204,3 +206,31 @@ def noiseless_observed(
     if experiment == "m1" and observed_source == "emulator":
         return emulate(emulator, np.atleast_2d(labels))
     return synthesise(np.atleast_2d(labels), line_list, grid)
+
+
+def reference_giant(
+    model: CycleStarNet,
+    emulator: torch.nn.Module,
+    line_mask: np.ndarray,
+    scale: FluxScale,
+    validation_flux: np.ndarray,
+    *,
+    experiment: str,
+    observed_source: str,
+    line_list: pd.DataFrame,
+    grid: np.ndarray,
+) -> tuple[ReferenceStar, np.ndarray, torch.Tensor | None]:
+    """The reference giant (:data:`~latentsky.simulate.apogee.REFERENCE_LABELS`) transferred with the mean
+    split latent of the paired validation stars (the authors' Fig. 10): its :class:`ReferenceStar`, its
+    noiseless observed truth (:func:`noiseless_observed`) and that mean z_sp."""
+    z_sp = mean_split_latent(model, scale, validation_flux)
+    ref = reference_star(model, emulator, REFERENCE_LABELS, line_mask, scale, z_sp)
+    truth = noiseless_observed(
+        REFERENCE_LABELS,
+        experiment=experiment,
+        observed_source=observed_source,
+        emulator=emulator,
+        line_list=line_list,
+        grid=grid,
+    )[0]
+    return ref, truth, z_sp
