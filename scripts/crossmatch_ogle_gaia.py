@@ -17,7 +17,15 @@ from latentsky.variables.crossmatch import (
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
 
-def baselines(objects, gaia, truth, matches, convention, tolerance, kw) -> dict:
+def baselines(
+    objects: pd.DataFrame,
+    gaia: pd.DataFrame,
+    truth: pd.Series,
+    matches: pd.DataFrame,
+    convention: str,
+    tolerance: float | None,
+    kw: dict,
+) -> dict:
     """The cascade beside the plain nearest neighbour on the same sky (overall and per cascade rule), and
     beside itself with the other setting of the photometric check (G against OGLE I and V−I)."""
     nearest = nearest_neighbour_matches(objects, gaia, kw["radius_arcsec"])

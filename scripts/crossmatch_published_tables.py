@@ -3,7 +3,7 @@
 import pandas as pd
 
 from latentsky.io.markdown import markdown_table
-from latentsky.io.ogle import compare_with_published, read_published_crossmatch
+from latentsky.io.ogle import PublishedCrossmatch, compare_with_published, read_published_crossmatch
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import atomic_output, save_figure, write_json, write_parquet
 from latentsky.variables.crossmatch import (
@@ -18,7 +18,14 @@ from latentsky.variables.physics import adopted_physics, ogle_system, period_lum
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
 
-def published_period_luminosity(matches, published, physics_path, figure_path, moduli, record) -> dict:
+def published_period_luminosity(
+    matches: pd.DataFrame,
+    published: PublishedCrossmatch,
+    physics_path: str,
+    figure_path: str,
+    moduli: dict[str, float],
+    record: dict,
+) -> dict:
     """The adopted physics of the authors' rows with the Clouds' distance moduli, beside the paper's
     Bailer-Jones M_G, and the Magellanic Cepheids' P–L relation under each (metrics, table, figure)."""
     objects = published.ogle[["ogle_id", "var_class", "subtype", "period"]]
