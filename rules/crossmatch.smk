@@ -1,6 +1,7 @@
 # OGLE-III × Gaia cross-match with the proper-motion validation cascade (paper 000 Appendix A, Table 4).
 #   ogle.kind simulated     — OGLE-III-like fields with known Gaia counterparts (truth kept beside them)
-#   ogle.kind ogle3_archive — the OGLE-III Catalog of Variable Stars over HTTP, Gaia DR2 through astroquery
+#   ogle.kind ogle3_archive — the OGLE-III Catalog of Variable Stars over HTTP (and OGLE-IV OCVS directories
+#                             where ogle.archive.catalogs names them, "ogle4:blg/ecl"), Gaia DR2 through astroquery
 
 # Config blocks.
 OGLE_KIND = config["ogle"]["kind"]
@@ -14,7 +15,7 @@ OGLE_ARCHIVE_DIR = f"{RESULTS}/sources/ogle3_archive"
 OGLE_TABLES = {
     name: f"{OGLE_DIR}/{name}.parquet"
     for name in ("objects", "light_curves", "gaia")
-    + (("truth",) if OGLE_KIND == "simulated" else ())
+    + (("truth", "reddening_map") if OGLE_KIND == "simulated" else ())
 }
 CROSSMATCH_DIR = f"{RESULTS}/crossmatch"
 PUBLISHED_DIR = f"{CROSSMATCH_DIR}/published"
@@ -43,11 +44,15 @@ if PUBLISHED_XMATCH:
         ) from err
 
 # Helpers (lambdas; see rules/common.smk).
-# The fetched OGLE-III catalog directories' tables (ogle.archive.catalogs: "target/class").
+# The fetched catalog directories' tables (ogle.archive.catalogs: "target/class" for OGLE-III under
+# {OGLE_ARCHIVE_DIR}/target/class, "ogle4:target/class" for OGLE-IV under {OGLE_ARCHIVE_DIR}/ogle4/target/class).
 ogle3_catalog_files = lambda name: [
-    f"{OGLE_ARCHIVE_DIR}/{entry.lower()}/{name}.parquet"
+    f"{OGLE_ARCHIVE_DIR}/{parse_catalog_entry(entry).path}/{name}.parquet"
     for entry in OGLE_ARCHIVE["catalogs"]
 ]
+
+if OGLE_KIND != "simulated":
+    from latentsky.fetch.ogle3 import OGLE3_TARGETS, parse_catalog_entry
 
 RELEASED["crossmatch"] = lambda wildcards=None: [
     *OGLE_TABLES.values(),
@@ -78,8 +83,9 @@ if OGLE_KIND == "simulated":
             "../scripts/simulate_ogle_fields.py"
 
 else:
-    # Real OGLE-III: one fetch job per catalog directory (target/class), merged into the tables the
-    # simulation writes (no truth), then every Gaia DR2 source within the cone of each object.
+    # Real OGLE: one fetch job per catalog directory (target/class), merged into the tables the
+    # simulation writes (no truth), then every Gaia DR2 source within the cone of each object. The target
+    # is constrained, so that an OGLE-IV path (ogle4/blg/ecl) can never be read as OGLE-III target/class.
 
     rule fetch_ogle3_catalog:
         output:
@@ -87,6 +93,9 @@ else:
             light_curves=f"{OGLE_ARCHIVE_DIR}/{{target}}/{{cls}}/light_curves.parquet",
         log:
             f"{LOGS}/fetch_ogle3_catalog/{{target}}_{{cls}}.log",
+        wildcard_constraints:
+            target="|".join(OGLE3_TARGETS),
+            cls=r"[a-z0-9]+",
         retries: 3
         conda:
             "../envs/latentsky.yaml"
@@ -95,8 +104,19 @@ else:
             runtime=240,
         params:
             archive=OGLE_ARCHIVE,
+            survey="ogle3",
         script:
             "../scripts/fetch_ogle3_catalog.py"
+
+    use rule fetch_ogle3_catalog as fetch_ogle4_catalog with:
+        output:
+            objects=f"{OGLE_ARCHIVE_DIR}/ogle4/{{target}}/{{cls}}/objects.parquet",
+            light_curves=f"{OGLE_ARCHIVE_DIR}/ogle4/{{target}}/{{cls}}/light_curves.parquet",
+        log:
+            f"{LOGS}/fetch_ogle4_catalog/{{target}}_{{cls}}.log",
+        params:
+            archive=OGLE_ARCHIVE,
+            survey="ogle4",
 
     rule merge_ogle3_catalogs:
         input:

@@ -4,6 +4,12 @@ LIGHTCURVE_SETS = {
     split: f"{LIGHTCURVE_DIR}/{split}.parquet" for split in ("train", "val", "test")
 }
 
+# The 2-D reddening map that corrects M_G and T_eff (crossmatch.reddening.map): "auto" is the simulation's own
+# map for simulated fields and none for real ones; null keeps the paper's uncorrected values.
+REDDENING_MAP = config["crossmatch"]["reddening"]["map"]
+if REDDENING_MAP == "auto":
+    REDDENING_MAP = OGLE_TABLES.get("reddening_map")
+
 RELEASED["lightcurves"] = lambda wildcards=None: [
     *LIGHTCURVE_SETS.values(),
     f"{LIGHTCURVE_DIR}/object_status.parquet",
@@ -19,6 +25,8 @@ RELEASED["lightcurves"] = lambda wildcards=None: [
 # XP stage added); with these priorities the CMD flow starts right after the MWS autoencoder.
 rule lightcurve_training_sets:
     input:
+        **({"reddening_map": REDDENING_MAP} if REDDENING_MAP else {}),
+        **({"truth": OGLE_TABLES["truth"]} if "truth" in OGLE_TABLES else {}),
         objects=OGLE_TABLES["objects"],
         light_curves=OGLE_TABLES["light_curves"],
         gaia=OGLE_TABLES["gaia"],
@@ -43,6 +51,7 @@ rule lightcurve_training_sets:
         lightcurves=config["lightcurves"],
         distance_moduli=config["crossmatch"]["distance_moduli"],
         gaia_release=config["crossmatch"]["gaia_release"],
+        reddening=config["crossmatch"]["reddening"],
         seed=seed_for("lightcurve_training_sets"),
     script:
         "../scripts/lightcurve_training_sets.py"

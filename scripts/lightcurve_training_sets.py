@@ -4,10 +4,11 @@ import numpy as np
 import pandas as pd
 
 from latentsky.io.ogle import read_light_curves
+from latentsky.io.reddening import read_reddening_map, reddening_at
 from latentsky.jobs import job_logging, job_record
 from latentsky.provenance.files import write_json, write_parquet
 from latentsky.variables.lightcurves import keep_subtype, table1_counts, training_sets
-from latentsky.variables.physics import adopted_physics, ogle_system
+from latentsky.variables.physics import TEFF_DEREDDENED, adopted_physics, ogle_system
 
 smk = snakemake  # noqa: F821 - injected by Snakemake
 
@@ -24,6 +25,33 @@ def faint_points_kept(objects: pd.DataFrame, status: pd.DataFrame) -> dict:
     }
 
 
+def physics_against_truth(physics: pd.DataFrame, truth: pd.DataFrame, system: pd.Series) -> dict:
+    """Per system, the adopted T_eff and M_G against the simulation's truth beside Gaia's uncorrected values
+    on the same objects — what the reddening correction buys, and where it over-corrects (foreground disc
+    stars behind a 2-D map's full column)."""
+    frame = physics.assign(system=system.to_numpy()).merge(
+        truth[["ogle_id", "teff", "abs_g"]].rename(columns={"teff": "true_teff", "abs_g": "true_abs_g"}),
+        on="ogle_id",
+    )
+    frame = frame[frame["has_physics"]]
+    out = {}
+    for name, g in frame.groupby("system"):
+        dered = g[g["teff_source"] == TEFF_DEREDDENED]
+        corrected = g[g["a_g"].notna()]
+        out[str(name)] = {
+            "n": int(len(g)),
+            "n_teff_dereddened": int(len(dered)),
+            "teff_dereddened_median_abs_error_K": float((dered["teff"] - dered["true_teff"]).abs().median()),
+            "teff_gaia_median_abs_error_K": float((dered["teff_gaia"] - dered["true_teff"]).abs().median()),
+            "n_abs_g_corrected": int(len(corrected)),
+            "abs_g_median_abs_error": float((corrected["abs_g"] - corrected["true_abs_g"]).abs().median()),
+            "abs_g_uncorrected_median_abs_error": float(
+                (corrected["abs_g"] + corrected["a_g"] - corrected["true_abs_g"]).abs().median()
+            ),
+        }
+    return out
+
+
 with job_logging(smk) as log:
     cfg = smk.params.lightcurves
     objects = pd.read_parquet(smk.input.objects)
@@ -33,12 +61,27 @@ with job_logging(smk) as log:
     # M_G of Magellanic Cloud members from the Clouds' distance moduli, not their prior-dominated r_est.
     field = objects.set_index("ogle_id")["field"] if "field" in objects else None
     system = ogle_system(matches["ogle_id"], None if field is None else matches["ogle_id"].map(field))
+    # A reddening map (crossmatch.reddening) corrects M_G by A_G and a DR2 T_eff for the extinction Priam
+    # ignores; looked up at each object's OGLE position.
+    reddening = None
+    if "reddening_map" in smk.input.keys():
+        rcfg = smk.params.reddening
+        position = objects.set_index("ogle_id").reindex(matches["ogle_id"])
+        reddening = reddening_at(
+            position["ra"].to_numpy(),
+            position["dec"].to_numpy(),
+            read_reddening_map(smk.input.reddening_map, rcfg["r_i"]),
+            rcfg["max_separation_arcmin"],
+        )
+        log.info("reddening map: %d of %d objects inside it", reddening["e_v_i"].notna().sum(), len(matches))
     physics = adopted_physics(
         matches,
         pd.read_parquet(smk.input.gaia),
         system=system,
         distance_moduli=smk.params.distance_moduli,
         gaia_release=smk.params.gaia_release,
+        reddening=reddening,
+        var_class=matches["ogle_id"].map(objects.set_index("ogle_id")["var_class"]),
     )
     objects = objects.merge(physics, on="ogle_id", how="left", validate="1:1")
     accepted = set(matches.loc[matches["accepted"], "ogle_id"])
@@ -84,6 +127,11 @@ with job_logging(smk) as log:
         "test_set_augmented_examples": int(examples.loc[examples["split"] == "test", "augmented"].sum()),
         # How much of each curve's faint phase (eclipses, minimum light) survived the cleaning.
         "faint_points_kept_median": faint_points_kept(objects, status),
+        "reddening_map": str(smk.input.reddening_map) if reddening is not None else None,
     }
+    if "truth" in smk.input.keys():
+        metrics["physics_against_truth"] = physics_against_truth(
+            physics, pd.read_parquet(smk.input.truth), system
+        )
     write_json(metrics, smk.output.metrics, record)
     log.info("examples: %s; objects: %s", metrics["examples_per_split"], metrics["status_counts"])

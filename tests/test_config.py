@@ -50,6 +50,21 @@ def test_snakemake_refuses_bad_config_before_any_job(repo_root, tmp_path):
     assert "simulate_dust_map" not in proc.stdout  # no job was planned
 
 
+@pytest.mark.parametrize(
+    "entry, ok",
+    [("ogle4:blg/ecl", True), ("blg/ecl", True), ("ogle5:blg/ecl", False), ("ogle4:m31/ecl", False)],
+)
+def test_ogle_catalog_entries_name_the_survey(repo_root, entry, ok):
+    override = {"ogle": {"archive": {"catalogs": [entry]}}}
+    if ok:
+        archive = load_config(repo_root / "config/config.yaml", overrides=override)["ogle"]["archive"]
+        assert archive["catalogs"] == [entry]
+        assert archive["ogle4_base_url"] == "https://www.astrouw.edu.pl/ogle/ogle4/OCVS/"
+    else:
+        with pytest.raises(ConfigError, match="catalogs"):
+            load_config(repo_root / "config/config.yaml", overrides=override)
+
+
 def test_derived_seeds_are_stable_and_distinct():
     assert derive_seed(20260101, "simulate_gaia_survey") == derive_seed(20260101, "simulate_gaia_survey")
     seeds = {derive_seed(20260101, s) for s in ("a", "b", "c", "simulate_dust_map")}
@@ -74,7 +89,8 @@ def test_full_config_plans_the_real_fetches(repo_root, tmp_path):
 
 
 def test_full_config_plans_the_ogle3_archive_fetches(repo_root, tmp_path):
-    # The real OGLE-III path: one fetch per configured CVS directory, a merge, one Gaia neighbour job.
+    # The real OGLE path: one fetch per configured OGLE-III CVS or OGLE-IV OCVS directory, a merge, one
+    # Gaia neighbour job.
     for name in ("Snakefile", "rules", "scripts", "config", "resources", "envs", "profiles"):
         src = repo_root / name
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, tmp_path / name)
@@ -87,12 +103,13 @@ def test_full_config_plans_the_ogle3_archive_fetches(repo_root, tmp_path):
     )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
-    n_catalogs = len(load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"])
-    # 17 OGLE-III directories: the authors' bulge ECL/ELL are OGLE-IV objects, not asked of OIII-CVS.
-    assert n_catalogs == 17
-    assert not {"blg/ecl", "blg/ell"} & set(
-        load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"]
-    )
-    assert re.search(rf"fetch_ogle3_catalog\s+{n_catalogs}\b", out)
+    catalogs = load_config(repo_root / "config/full.yaml")["ogle"]["archive"]["catalogs"]
+    # 17 OGLE-III directories and OGLE-IV's blg/ecl: the authors' bulge ECL/ELL are OGLE-IV objects, never
+    # asked of OIII-CVS.
+    assert len(catalogs) == 18 and [c for c in catalogs if c.startswith("ogle4:")] == ["ogle4:blg/ecl"]
+    assert not {"blg/ecl", "blg/ell"} & set(catalogs)
+    assert re.search(r"fetch_ogle3_catalog\s+17\b", out) and re.search(r"fetch_ogle4_catalog\s+1\b", out)
+    # Each survey's directory has its own outputs: OGLE-IV's under ogle4/, apart from any OGLE-III blg/ecl.
+    assert "results/sources/ogle3_archive/ogle4/blg/ecl/objects.parquet" in out
     assert re.search(r"merge_ogle3_catalogs\s+1\b", out) and re.search(r"fetch_gaia_neighbours\s+1\b", out)
     assert "simulate_ogle_fields" not in out

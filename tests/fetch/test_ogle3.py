@@ -1,9 +1,13 @@
-"""OGLE-III CVS fetcher, offline: a fake archive directory built from the real light-curve files.
+"""OGLE-III CVS / OGLE-IV OCVS fetcher, offline: fake archive directories built from the real light-curve files.
 
 The LMC Cepheid directory ``lmc/cep/`` holds an Apache-style index, an ident.dat in the OGLE-III layout,
 ``cepF.dat``/``cep1O.dat`` period tables with the stars' real periods, a ``phot.tar.gz`` (I and V members)
 and the individual ``phot/I/<ID>.dat`` files, all made here from ``tests/data/ogle3_lightcurves``.
 OGLE-LMC-CEP-3000 is listed in ident.dat and cep1O.dat but has no light curve anywhere.
+
+The OGLE-IV bulge binaries directory ``ogle4/OCVS/blg/ecl/`` keeps its photometry by survey phase
+(``phot_ogle4/``, ``phot_ogle3/``), as other projects' code says the real one does; its ident.dat has the
+OGLE-IV layout of ``tests/data/ogle4_ident`` with made-up lines (the real ECL ident is not among the fixtures).
 """
 
 from __future__ import annotations
@@ -24,9 +28,12 @@ from loopback_http import LoopbackServer, RecordedRequest, Response, apache_inde
 from latentsky.fetch.gaia_archive import FetchError
 from latentsky.fetch.ogle3 import (
     DEFAULT_OGLE3_URL,
+    DEFAULT_OGLE4_URL,
     LIGHT_CURVE_COLUMNS,
+    CatalogEntry,
     fetch_ogle3_catalog,
     ogle3_directory_url,
+    parse_catalog_entry,
 )
 from latentsky.io.ogle import OBJECT_COLUMNS, OgleFormatError
 from latentsky.provenance.files import read_provenance
@@ -60,6 +67,25 @@ EXPECTED = {
     "OGLE-LMC-CEP-0674": (77.5997917, -68.8279167, "F", 4.9531, 14.847, np.nan),
     NO_LC: (80.0, -69.0, "1O", 1.23456, 16.100, 16.700 - 16.100),
 }
+
+
+# OGLE-IV bulge binaries (made-up lines in the OGLE-IV layout: ID, subtype, RA, Dec, OGLE-IV id, OGLE-III id).
+ROOT4 = "/ogle/ogle4/OCVS"
+ECL4_DIR = ROOT4 + "/blg/ecl"
+ECL4 = ["OGLE-BLG-ECL-000101", "OGLE-BLG-ECL-000102", "OGLE-BLG-ELL-000103"]
+IDENT4 = (
+    "OGLE-BLG-ECL-000101  NC   17:05:20.35 -32:28:17.7  BLG897.11.124    BLG366.5.86766                  \n"
+    "OGLE-BLG-ECL-000102  C    17:06:15.00 -33:01:27.6                   BLG366.8.22036                  \n"
+    "OGLE-BLG-ELL-000103  ELL  17:13:10.84 -29:05:45.3  BLG618.17.177                                    \n"
+)
+# Period table with the OGLE-III leading columns (<I>, <V>, P, ...): the real ecl.dat columns are not verified.
+ECL4_PERIODS = """\
+OGLE-BLG-ECL-000101  15.100  16.000  13.8295000  0.0000100  5000.00000  0.250
+OGLE-BLG-ECL-000102  14.500       -   3.1181200  0.0000057  5001.00000  0.440
+OGLE-BLG-ELL-000103  16.200  17.300   0.9876540  0.0000040  5002.00000  0.050
+"""
+#: ID → the real light curve used as its OGLE-IV I-band photometry.
+ECL4_CURVES = {"OGLE-BLG-ECL-000101": "OGLE-GD-ECL-00692", "OGLE-BLG-ECL-000102": "OGLE-LMC-CEP-0002"}
 
 
 @pytest.fixture(autouse=True)
@@ -99,6 +125,29 @@ def archive_dir(tmp_path_factory):
     (cep / "README").write_text("OGLE-III Cepheids in the LMC\n")
     (cep / "remarks.txt").write_text("OGLE-LMC-CEP-0002 blended\n")
 
+    # OGLE-IV blg/ecl: I-band photometry under phot_ogle4/I/ (ECL-000102's in full HJD), an OGLE-III phase
+    # under phot_ogle3/I/ that must never be read (other numbers; the ELL star has only that), V under
+    # phot_ogle4/V/.
+    ecl = root / "ogle4" / "blg" / "ecl"
+    (ecl / "phot_ogle4" / "I").mkdir(parents=True)
+    members = {}
+    for ogle_id, source in ECL4_CURVES.items():
+        data = (LC / f"{source}.dat").read_bytes()
+        if ogle_id == "OGLE-BLG-ECL-000102":
+            full = np.loadtxt(LC / f"{source}.dat")
+            full[:, 0] += 2450000.0
+            buffer = io.StringIO()
+            np.savetxt(buffer, full, fmt=["%.5f", "%.3f", "%.3f"])
+            data = buffer.getvalue().encode()
+        (ecl / "phot_ogle4" / "I" / f"{ogle_id}.dat").write_bytes(data)
+        members[f"phot_ogle4/I/{ogle_id}.dat"] = data
+        members[f"phot_ogle4/V/{ogle_id}.dat"] = b"5175.80000 16.200 0.010\n5180.80000 16.300 0.011\n"
+    for ogle_id in ECL4:
+        members[f"phot_ogle3/I/{ogle_id}.dat"] = b"2175.80000 19.200 0.010\n2180.80000 19.300 0.011\n"
+    (ecl / "phot.tar.gz").write_bytes(_tarball(members))
+    (ecl / "ident.dat").write_text(IDENT4)
+    (ecl / "ecl.dat").write_text(ECL4_PERIODS)
+
     rrl = root / "blg" / "rrlyr"
     rrl.mkdir(parents=True)
     rrl_id = "OGLE-BLG-RRLYR-02924"
@@ -127,6 +176,9 @@ def archive(loopback, archive_dir):
         "GET", RRL_DIR + "/", Response(body=apache_index(RRL_DIR + "/", ["ident.dat", "phot.tar.gz"]))
     )
     loopback.serve_directory(RRL_DIR, archive_dir / "blg" / "rrlyr")
+    ecl_names = ["README", "ecl.dat", "ident.dat", "phot.tar.gz", "phot_ogle3/", "phot_ogle4/"]
+    loopback.route("GET", ECL4_DIR + "/", Response(body=apache_index(ECL4_DIR + "/", ecl_names)))
+    loopback.serve_directory(ECL4_DIR, archive_dir / "ogle4" / "blg" / "ecl")
     loopback.requests.clear()
     return loopback
 
@@ -310,6 +362,81 @@ def test_index_without_ident_or_light_curves(archive, tmp_path):
     assert not (tmp_path / "out" / "objects.parquet").exists()
 
 
+def _fetch_ecl4(server, tmp_path, name="ecl4", **kw):
+    out = tmp_path / name
+    result = fetch_ogle3_catalog(
+        "blg",
+        "ecl",
+        out / "objects.parquet",
+        out / "light_curves.parquet",
+        survey="ogle4",
+        base_url=server.url + ROOT4 + "/",
+        backoff_s=0,
+        record=RECORD,
+        **kw,
+    )
+    return result, pd.read_parquet(result.objects_path), pd.read_parquet(result.light_curves_path)
+
+
+@pytest.mark.parametrize("mode", ["tarball", "per_object"])
+def test_ogle4_directory_with_phot_ogle4(archive, tmp_path, mode):
+    result, objects, lcs = _fetch_ecl4(archive, tmp_path, light_curves=mode)
+    assert result.directory_url == archive.url + ECL4_DIR + "/"
+    assert objects["ogle_id"].tolist() == ECL4
+    # var_class from the ID: the ellipsoidal binary of the ECL directory is ELL.
+    assert objects["var_class"].tolist() == ["ECL", "ECL", "ELL"]
+    assert objects["subtype"].tolist() == ["NC", "C", "ELL"] and (objects["field"] == "BLG").all()
+    assert objects["ra"].iloc[0] == pytest.approx(15 * (17 + 5 / 60 + 20.35 / 3600), abs=1e-6)
+    assert objects["dec"].iloc[0] == pytest.approx(-(32 + 28 / 60 + 17.7 / 3600), abs=1e-6)
+    assert objects["period"].tolist() == [13.8295, 3.11812, 0.987654]
+    np.testing.assert_equal(objects["v_i"].to_numpy(), [16.0 - 15.1, np.nan, 17.3 - 16.2])
+    # The ELL star has only an OGLE-III-phase file: kept without a light curve, never given that one.
+    assert objects["n_epochs"].tolist() == [1921, 366, 0] and result.without_light_curve == (ECL4[2],)
+    for ogle_id, source in ECL4_CURVES.items():
+        got = lcs.loc[lcs["ogle_id"] == ogle_id, ["time", "mag", "err"]].to_numpy()
+        ref = np.loadtxt(LC / f"{source}.dat")
+        # HJD - 2450000 throughout, whether the file wrote that or full HJD (ECL-000102).
+        np.testing.assert_allclose(got[:, 0], ref[:, 0], rtol=0, atol=1e-8)
+        np.testing.assert_array_equal(got[:, 1:], ref[:, 1:])
+    assert lcs["mag"].max() < 19  # neither the OGLE-III phase (19.2+) nor V slipped in
+    fetch = json.loads(pq.read_schema(result.objects_path).metadata[b"latentsky.fetch"])
+    assert fetch["survey"] == "ogle4" and fetch["period_tables"] == [archive.url + ECL4_DIR + "/ecl.dat"]
+    if mode == "per_object":
+        for ogle_id in ECL4:
+            assert archive.count("GET", f"{ECL4_DIR}/phot_ogle4/I/{ogle_id}.dat") == 1
+        assert archive.count("GET", re.compile(re.escape(ECL4_DIR) + "/(phot|phot_ogle3)/.*")) == 0
+    else:
+        assert archive.count("GET", ECL4_DIR + "/phot.tar.gz") == 1
+
+
+def test_tarball_with_one_star_twice_in_one_phase(archive, tmp_path):
+    data = (LC / "OGLE-LMC-CEP-0002.dat").read_bytes()
+    # A plain phot/I/ beside phot_ogle4/I/: the phase's own file wins; two in one phase are an error.
+    tarball = _tarball({f"phot/I/{ECL4[1]}.dat": b"5000.0 19.5 0.01\n", f"phot_ogle4/I/{ECL4[1]}.dat": data})
+    archive.serve_bytes(ECL4_DIR + "/phot.tar.gz", tarball)
+    _, objects, lcs = _fetch_ecl4(archive, tmp_path, ids=[ECL4[1]])
+    assert objects["n_epochs"].tolist() == [366] and lcs["mag"].max() < 19
+    archive.serve_bytes(
+        ECL4_DIR + "/phot.tar.gz",
+        _tarball({f"x/phot_ogle4/I/{ECL4[1]}.dat": data} | {f"phot_ogle4/I/{ECL4[1]}.dat": data}),
+    )
+    with pytest.raises(FetchError, match=rf"holds two I-band light curves of {ECL4[1]}"):
+        _fetch_ecl4(archive, tmp_path, "twice", ids=[ECL4[1]])
+
+
+def test_catalog_entries():
+    assert parse_catalog_entry("ogle4:blg/ecl") == CatalogEntry("ogle4", "blg", "ecl")
+    assert parse_catalog_entry("ogle4:blg/ecl").path == "ogle4/blg/ecl"
+    assert parse_catalog_entry("LMC/CEP") == CatalogEntry("ogle3", "lmc", "cep")
+    assert parse_catalog_entry("lmc/cep").path == "lmc/cep"
+    with pytest.raises(ValueError, match="survey 'ogle5'"):
+        parse_catalog_entry("ogle5:blg/ecl")
+    with pytest.raises(ValueError, match="target 'm31'"):
+        parse_catalog_entry("ogle4:m31/ecl")
+    with pytest.raises(ValueError, match=r"not of the form \[ogle4:\]target/class"):
+        parse_catalog_entry("blg")
+
+
 def test_default_archive_is_unreachable_offline(tmp_path):
     # The network guard is active: the real archive is refused, and the failure names its URL.
     with pytest.raises(
@@ -317,4 +444,16 @@ def test_default_archive_is_unreachable_offline(tmp_path):
     ):
         fetch_ogle3_catalog(
             "lmc", "cep", tmp_path / "o.parquet", tmp_path / "l.parquet", retries=0, record=RECORD
+        )
+    with pytest.raises(
+        FetchError, match=rf"{re.escape(DEFAULT_OGLE4_URL)}blg/ecl/: download failed.*offline"
+    ):
+        fetch_ogle3_catalog(
+            "blg",
+            "ecl",
+            tmp_path / "o.parquet",
+            tmp_path / "l.parquet",
+            survey="ogle4",
+            retries=0,
+            record=RECORD,
         )

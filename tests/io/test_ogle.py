@@ -107,8 +107,137 @@ def test_ident_errors(tmp_path):
     with pytest.raises(OgleFormatError, match=r"ident\.dat, line 1: expected RA"):
         read_ogle_ident(f)
     f.write_text("STAR-1 LMC175.6 11404 F 04:36:03.14 -70:30:53.2\n")
-    with pytest.raises(OgleFormatError, match="line 1: 'STAR-1' is not an OGLE-III identifier"):
+    with pytest.raises(OgleFormatError, match="line 1: 'STAR-1' is not an OGLE identifier"):
         read_ogle_ident(f)
+    # An OGLE-III field without its star number, and an OGLE-III line that lost its field (a number before RA).
+    f.write_text("OGLE-LMC-CEP-0002 LMC175.6 F 04:36:03.14 -70:30:53.2\n")
+    with pytest.raises(OgleFormatError, match=r"line 1: star number .* must be an integer, got 'F'"):
+        read_ogle_ident(f)
+    f.write_text("OGLE-LMC-CEP-0002 11404 F 04:36:03.14 -70:30:53.2\n")
+    with pytest.raises(
+        OgleFormatError, match=r"line 1: expected ID, OGLE-III field, star number .* found '11404 F'"
+    ):
+        read_ogle_ident(f)
+
+
+def test_ogle3_ident_with_two_subtype_tokens(tmp_path):
+    # Some OGLE-III classes write a type and a flag before RA; the reader refused more than one token before.
+    f = tmp_path / "ident.dat"
+    f.write_text(
+        "OGLE-BLG-LPV-000001  BLG100.1  1234  SRV  O  17:47:07.00 -35:06:30.0\n"
+        "OGLE-BLG-LPV-000002  BLG100.1  1235  Mira    17:47:08.00 -35:06:31.0  V1234_Sco\n"
+    )
+    t = read_ogle_ident(f)
+    assert t["subtype"].tolist() == ["SRV O", "Mira"]
+    assert t["field"].tolist() == ["BLG100.1", "BLG100.1"] and t["star_id"].tolist() == [1234, 1235]
+    assert t["cross_ids"].tolist() == ["", "V1234_Sco"] and (t["survey"] == "OGLE-III").all()
+
+
+OGLE4 = DATA / "ogle4_ident"
+#: file: (rows, lines without an OGLE-IV id); the real lines of tests/data/ogle4_ident.
+OGLE4_IDENTS = {
+    "blg_dsct_ident.dat": (21, 1),
+    "blg_cep_ident.dat": (21, 5),
+    "blg_t2cep_ident.dat": (18, 4),
+    "blg_hb_ident.dat": (11, 2),
+    "blg_rot_ident.dat": (14, 0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OGLE4_IDENTS))
+def test_real_ogle4_idents(name):
+    t = read_ogle_ident(OGLE4 / name)
+    rows, without_ogle4_id = OGLE4_IDENTS[name]
+    assert len(t) == rows and (t["survey"] == "OGLE-IV").all() and (t["target"] == "BLG").all()
+    assert int(t["field"].isna().sum()) == int(t["star_id"].isna().sum()) == without_ogle4_id
+    # The bulge fields of these lines: RA 17h-18.5h, Dec -40°..-21°.
+    assert t["ra"].between(255, 278).all() and t["dec"].between(-40, -21).all()
+    # OGLE-IV fields are FIELD.CCD with a two-digit CCD; no OGLE-III id (one-digit CCD) was taken for one.
+    assert t["field"].dropna().str.fullmatch(r"BLG\d{3}\.\d{2}").all()
+
+
+def test_ogle4_ident_values():
+    dsct = read_ogle_ident(OGLE4 / "blg_dsct_ident.dat").set_index("ogle_id")
+    first = dsct.loc["OGLE-BLG-DSCT-00001"]
+    # 17:12:55.10 = 15 · (17 + 12/60 + 55.10/3600) = 258.2295833°; -29:48:06.5 = -(29 + 48/60 + 6.5/3600).
+    assert first["ra"] == pytest.approx(258.2295833, abs=1e-6)
+    assert first["dec"] == pytest.approx(-29.8018056, abs=1e-6)
+    assert (first["subtype"], first["field"], first["star_id"], first["var_class"]) == (
+        "singlemode",
+        "BLG617.16",
+        97164,
+        "DSCT",
+    )
+    assert first["cross_ids"] == "BLG363.8.78880"  # the OGLE-III id, kept
+    assert dsct.loc["OGLE-BLG-DSCT-00007", "cross_ids"] == ""  # no OGLE-III, OGLE-II or other id
+    assert dsct.loc["OGLE-BLG-DSCT-00004", "subtype"] == "multimode"
+    # Blank OGLE-IV column: the OGLE-III id after it is not taken for the OGLE-IV one.
+    no_id = dsct.loc["OGLE-BLG-DSCT-11060"]
+    assert pd.isna(no_id["field"]) and pd.isna(no_id["star_id"]) and no_id["cross_ids"] == "BLG366.8.110874"
+    assert dsct.loc["OGLE-BLG-DSCT-02471", "cross_ids"] == "BLG121.2.188306 BUL_SC26_130067 OGLE MM5-A V74"
+    assert (dsct.loc["OGLE-BLG-DSCT-05270", "field"], dsct.loc["OGLE-BLG-DSCT-05270", "star_id"]) == (
+        "BLG505.03",
+        127475,
+    )
+
+    cep = read_ogle_ident(OGLE4 / "blg_cep_ident.dat").set_index("ogle_id")
+    assert cep.loc["OGLE-BLG-CEP-016", "subtype"] == "1O/2O/3O"
+    only_gcvs = cep.loc["OGLE-BLG-CEP-031"]  # neither OGLE-IV nor OGLE-III id, only a GCVS name
+    assert pd.isna(only_gcvs["field"]) and only_gcvs["cross_ids"] == "V1828 Sgr"
+
+    t2cep = read_ogle_ident(OGLE4 / "blg_t2cep_ident.dat").set_index("ogle_id")
+    assert (t2cep.loc["OGLE-BLG-T2CEP-0001", "field"], t2cep.loc["OGLE-BLG-T2CEP-0001", "star_id"]) == (
+        "BLG897.11",
+        124,
+    )
+    assert t2cep.loc["OGLE-BLG-T2CEP-0006", "cross_ids"] == "BLG360.4.41373 NSV 21170"
+
+    # blg/hb writes RA and Dec with blanks: 17 26 26.55 -29  3 18.8.
+    hb = read_ogle_ident(OGLE4 / "blg_hb_ident.dat").set_index("ogle_id")
+    assert hb.loc["OGLE-BLG-HB-0001", "ra"] == pytest.approx(15 * (17 + 26 / 60 + 26.55 / 3600), abs=1e-6)
+    assert hb.loc["OGLE-BLG-HB-0001", "dec"] == pytest.approx(-(29 + 3 / 60 + 18.8 / 3600), abs=1e-6)
+    assert hb.loc["OGLE-BLG-HB-0001", "field"] == "BLG614.01"
+    assert hb.loc["OGLE-BLG-HB-0001", "cross_ids"] == "OGLE-BLG-ELL-000759"
+    assert hb.loc["OGLE-BLG-HB-0358", "subtype"] == "MS"
+
+    # Six-digit ids, no subtype column.
+    rot = read_ogle_ident(OGLE4 / "blg_rot_ident.dat").set_index("ogle_id")
+    assert rot.loc["OGLE-BLG-ROT-000001", "var_class"] == "ROT"
+    assert pd.isna(rot.loc["OGLE-BLG-ROT-000001", "subtype"])
+    assert rot.loc["OGLE-BLG-ROT-012533", "cross_ids"] == "Cl* NGC 6530 WFI 15298"
+
+
+def test_ogle4_ident_errors(tmp_path):
+    real = (OGLE4 / "blg_dsct_ident.dat").read_text().splitlines(keepends=True)
+    f = tmp_path / "ident.dat"
+    # Something other than an OGLE-IV id in its column (here a magnitude).
+    f.write_text("OGLE-BLG-DSCT-00001  singlemode  17:12:55.10 -29:48:06.5  16.470  1.666\n")
+    with pytest.raises(
+        OgleFormatError, match=r"ident\.dat, line 1: expected the OGLE-IV id .* found '16\.470'"
+    ):
+        read_ogle_ident(f)
+    # One file, one layout.
+    f.write_text(real[0] + "OGLE-BLG-DSCT-99999  BLG100.1  1234  F  17:47:07.00 -35:06:30.0\n")
+    with pytest.raises(
+        OgleFormatError, match=r"line 2: OGLE-III layout, but the lines before have the OGLE-IV"
+    ):
+        read_ogle_ident(f)
+    f.write_text(real[0] + real[0])
+    with pytest.raises(OgleFormatError, match="OGLE-BLG-DSCT-00001 appears more than once"):
+        read_ogle_ident(f)
+
+
+def test_full_hjd_lightcurve_is_shifted(tmp_path):
+    # Full HJD (as some OGLE-IV files may write it): the same times as HJD - 2450000.
+    ref = np.loadtxt(LC / "OGLE-LMC-CEP-0002.dat")
+    f = tmp_path / "full.dat"
+    np.savetxt(f, np.column_stack([ref[:, 0] + 2450000.0, ref[:, 1:]]), fmt=["%.5f", "%.3f", "%.3f"])
+    lc = read_ogle_lightcurve(f)
+    np.testing.assert_allclose(lc["time"], ref[:, 0], rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(lc[["mag", "err"]].to_numpy(), ref[:, 1:])
+    f.write_text("2457000.12345 15.0 0.01\n7001.5 15.1 0.01\n")
+    with pytest.raises(OgleFormatError, match=r"full\.dat, line 2: mixes full HJD"):
+        read_ogle_lightcurve(f)
 
 
 @pytest.mark.parametrize("name", sorted(XM_ROWS))

@@ -177,11 +177,39 @@ def test_gaia_columns_and_physics(sim):
     t = sim.objects[["ogle_id", "var_class"]].merge(sim.truth, on="ogle_id").set_index("var_class")
     assert t.loc["LPV", "teff"].max() < t.loc["RRLYR", "teff"].min()
     assert t.loc["CEP", "abs_g"].median() < t.loc["RRLYR", "abs_g"].median() - 2
-    # The counterparts' Gaia Teff: Table-1 rates scaled to fraction_teff, scatter TEFF_VAL_SIGMA about the truth.
-    cp = sim.truth.merge(g, on="source_id")
+    # The counterparts' Gaia Teff: Table-1 rates scaled to fraction_teff; Priam-like, it assumes no extinction:
+    # TEFF_VAL_SIGMA about the truth in the nearly unreddened Clouds, far too cool behind the bulge's A_I 1.2
+    # (the authors' bulge RRab: median 4,831 K).
+    cp = sim.truth.merge(g, on="source_id").merge(sim.objects[["ogle_id", "field"]], on="ogle_id")
     assert cp["teff_val"].notna().mean() == pytest.approx(CFG["fraction_teff"], abs=0.1)
-    resid = (cp["teff_val"] - cp["teff"])[cp["teff"].between(3600, 9700)].dropna()
-    assert resid.std() == pytest.approx(TEFF_VAL_SIGMA, rel=0.2)
+    resid = (cp["teff_val"] - cp["teff"])[cp["teff"].between(3600, 7000)]
+    clouds = resid[cp["field"] != "BLG"].dropna()
+    assert clouds.std() == pytest.approx(TEFF_VAL_SIGMA, rel=0.3) and -400 < clouds.median() < 0
+    assert resid[cp["field"] == "BLG"].median() < -800
+
+
+def test_reddening_map_covers_the_fields_and_dereddens_to_the_truth(sim):
+    """Every object lies within half a map step of a sight line; the map's A_0 with the Gaia colour gives back
+    the RR Lyrae's true T_eff to a few per cent and M_G to ~0.1 mag. The map lacks the 10 % star-to-star
+    scatter of A_I: σ(A_0) ≈ 0.2 mag → σ(E(BP−RP)) ≈ 0.1 mag → ≈ 250 K (4 %) at 6,500 K, plus BP/RP noise at
+    G ≈ 17; without the correction the error is > 1,000 K."""
+    from latentsky.extinction import a0_from_ogle, gaia_deredden
+    from latentsky.io.reddening import reddening_at
+    from latentsky.photometry import class_teff
+    from latentsky.simulate.ogle import REDDENING_MAP_STEP_DEG
+
+    red = reddening_at(sim.objects["ra"], sim.objects["dec"], sim.reddening_map, 60 * REDDENING_MAP_STEP_DEG)
+    assert red["separation_arcmin"].max() < 60 * REDDENING_MAP_STEP_DEG
+    obj = sim.objects.assign(e_v_i=red["e_v_i"].to_numpy(), a_i=red["a_i"].to_numpy())
+    cp = obj.merge(sim.truth[["ogle_id", "source_id", "teff", "abs_g", "distance_pc"]], on="ogle_id")
+    cp = cp.merge(sim.gaia[["source_id", "bp_rp", "phot_g_mean_mag"]], on="source_id")
+    rr = cp[(cp["var_class"] == "RRLYR") & (cp["field"] == "BLG") & cp["bp_rp"].notna()]
+    bp_rp0, a_g = gaia_deredden(rr["bp_rp"], a0_from_ogle(rr["e_v_i"], rr["a_i"]))
+    teff = class_teff(bp_rp0, rr["var_class"].to_numpy())[0]
+    assert np.median(np.abs(teff / rr["teff"] - 1)) < 0.06
+    assert np.median(np.abs(rr["teff"] - class_teff(rr["bp_rp"], rr["var_class"].to_numpy())[0])) > 1000
+    mg = rr["phot_g_mean_mag"] - a_g - 5 * np.log10(rr["distance_pc"] / 10)
+    assert np.median(np.abs(mg - rr["abs_g"])) < 0.15
 
 
 def test_flame_radius_luminosity_is_the_sun_for_the_sun():

@@ -102,6 +102,9 @@ def test_subtype_filter():
     assert keep_subtype("RRLYR", "RRab") and not keep_subtype("RRLYR", "RRd")
     assert keep_subtype("LPV", "Mira")
     assert not any(keep_subtype("LPV", s) for s in ("SRV", "OSARG", "C", "O"))
+    # Two-token subtypes from an ident table (type, then a C/O-rich flag): the type decides.
+    assert keep_subtype("LPV", "Mira O") and keep_subtype("LPV", "Mira C")
+    assert not keep_subtype("LPV", "SRV C") and not keep_subtype("LPV", "OSARG O")
     assert keep_subtype("ECL", "C") and keep_subtype("ECL", "NC")  # contact / non-contact binaries
     assert not keep_subtype("DSCT", "multimode") and not keep_subtype("DSCT", "F/1O+nr")
     assert keep_subtype("ELL", None) and keep_subtype("T2CEP", "BLHer")

@@ -105,3 +105,40 @@ def test_the_period_luminosity_relation_of_the_lmc_cepheids(authors_cepheids):
     assert bj["scatter"] > 2 * lmc_f["scatter"] and bj["slope"] < -4.0
     with pytest.raises(ValueError, match="period–luminosity table: missing column"):
         period_luminosity(authors_cepheids["moduli"].drop(columns="abs_g"))
+
+
+def test_reddening_map_corrects_m_g_and_dr2_teff():
+    """A reddened RR Lyrae, Cepheid and Mira behind known A_0: M_G by A_G for all three, T_eff back to truth
+    where the colour lies in the relation's range (the Mira keeps Gaia's value and its flag), nothing
+    outside the map, and DR3's T_eff (extinction fitted) left alone."""
+    from latentsky.extinction import a0_from_ogle, gaia_reddening
+    from latentsky.photometry import class_bp_rp0
+    from latentsky.variables.physics import TEFF_DEREDDENED
+
+    ids = ["OGLE-BLG-RRLYR-00001", "OGLE-LMC-CEP-0002", "OGLE-BLG-LPV-000003", "OGLE-BLG-RRLYR-00004"]
+    classes = pd.Series(["RRLYR", "CEP", "LPV", "RRLYR"])
+    true_teff = np.array([6500.0, 5600.0, 3200.0, 6500.0])
+    e_v_i, a_i = np.array([1.0, 0.1, 1.0, np.nan]), np.array([1.2, 0.15, 1.2, np.nan])
+    a0 = a0_from_ogle(e_v_i, a_i)
+    bp_rp0 = class_bp_rp0(true_teff, classes.to_numpy())
+    a_g, e_bp_rp = gaia_reddening(bp_rp0, np.nan_to_num(a0, nan=2.2))  # the 4th is reddened, off the map
+    matches, gaia = _one_source_each(ids, [16.0, 15.0, 12.0, 16.0], [8000.0, 6800.0, 8000.0, 8000.0])
+    gaia["bp_rp"] = bp_rp0 + e_bp_rp
+    gaia["teff_val"] = [4300.0, 5300.0, 3300.0, 4300.0]  # Priam-like: cool, as if unreddened
+    reddening = pd.DataFrame({"e_v_i": e_v_i, "a_i": a_i})
+    plain = adopted_physics(matches, gaia).set_index("ogle_id")
+    phys = adopted_physics(matches, gaia, reddening=reddening, var_class=classes).set_index("ogle_id")
+
+    np.testing.assert_allclose(phys["teff"].to_numpy()[:2], true_teff[:2], rtol=1e-6)
+    assert phys["teff_source"].tolist() == [TEFF_DEREDDENED] * 2 + ["gaia_dr2_priam_no_extinction"] * 2
+    np.testing.assert_allclose(phys["teff"].to_numpy()[2:], [3300.0, 4300.0])  # out of range / off the map
+    np.testing.assert_allclose(phys["teff_gaia"], gaia["teff_val"])
+    np.testing.assert_allclose(phys["a_g"].to_numpy()[:3], a_g[:3], rtol=1e-6)
+    np.testing.assert_allclose(phys["abs_g"].to_numpy()[:3], plain["abs_g"].to_numpy()[:3] - a_g[:3])
+    assert phys["abs_g"].iloc[3] == plain["abs_g"].iloc[3] and np.isnan(phys["a_g"].iloc[3])
+    # DR3: M_G corrected the same way, T_eff is GSP-Phot's own.
+    dr3 = adopted_physics(matches, gaia, gaia_release="dr3", reddening=reddening, var_class=classes)
+    np.testing.assert_allclose(dr3["teff"], gaia["teff_val"])
+    np.testing.assert_allclose(dr3["abs_g"], phys["abs_g"])
+    with pytest.raises(ValueError, match="var_class is required"):
+        adopted_physics(matches, gaia, reddening=reddening)

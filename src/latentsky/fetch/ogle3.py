@@ -1,16 +1,29 @@
-"""Fetch one directory of the OGLE-III Catalog of Variable Stars: objects and I-band light curves.
+"""Fetch one directory of the OGLE-III or OGLE-IV catalogs of variable stars: objects and I-band light curves.
+
+(The module keeps its OGLE-III name, as do the workflow rule and the function; it reads OGLE-IV too.)
 
 The OGLE-III CVS (Soszyński et al. 2008–2011; the light-curve set of paper 000, PELS-VAE, Sec. 2.1) is
-served from :data:`DEFAULT_OGLE3_URL` as one directory per target and class, ``{target}/{class}/`` in lower
-case (targets ``blg``, ``lmc``, ``smc``, ``gd``; classes ``acep``, ``cep``, ``dsct``, ``ecl``, ``ell``,
-``lpv``, ``rrlyr``, ``t2cep``), each with an HTML index listing
+served from :data:`DEFAULT_OGLE3_URL`, the OGLE-IV Collection of Variable Stars (OCVS; e.g. the bulge
+eclipsing and ellipsoidal binaries of Soszyński et al. 2016, which paper 000 also uses) from
+:data:`DEFAULT_OGLE4_URL`, both as one directory per target and class, ``{target}/{class}/`` in lower case
+(targets ``blg``, ``lmc``, ``smc``, ``gd``; classes ``acep``, ``cep``, ``dsct``, ``ecl``, ``ell``, ``lpv``,
+``rrlyr``, ``t2cep``, …), each with an HTML index listing
 
-* ``ident.dat`` — ID, OGLE-III field, star number, subtype, RA/Dec (J2000), cross-identifications;
+* ``ident.dat`` — ID, (OGLE-III) field and star number, subtype, RA/Dec (J2000), cross-identifications
+  (OGLE-IV: the OGLE-IV, OGLE-III and OGLE-II ids); :func:`latentsky.io.ogle.read_ogle_ident` reads both;
 * per-mode period tables (``cepF.dat``, ``cep1O.dat``, ``RRab.dat``, ``Miras.dat``, ``ecl.dat``, …: every
   ``*.dat`` other than ``ident.dat``) — mean I and V, period, …;
 * ``phot.tar.gz`` — all light curves, members ``phot/I/<ID>.dat`` and ``phot/V/<ID>.dat``;
 * ``phot/I/<ID>.dat`` — the same I-band files one by one (three columns: HJD − 2450000, I, error);
 * ``README``, ``remarks.txt`` (skipped).
+
+Some OGLE-IV directories keep the photometry by survey phase instead, ``phot_ogle4/I/<ID>.dat`` (and
+``phot_ogle2/``, ``phot_ogle3/``; Soszyński et al. 2016 give OGLE-II, -III and -IV photometry of the bulge
+binaries). Seen in other public projects' download code (e.g. ``blg/ecl/phot_ogle4/I/``), not in OGLE's
+documentation: so the I band is read from ``phot_<survey>/I/`` where the index lists that directory (and from
+such tarball members), otherwise from ``phot/I/``; the other phases' directories are skipped, so that one
+object never gets two light curves on different calibrations. The name of the tarball of such a directory is
+not known either: only ``phot.tar.gz`` is looked for.
 
 :func:`fetch_ogle3_catalog` turns one directory into the two tables the workflow reads (the schema of the
 simulated catalog, :data:`latentsky.io.ogle.OBJECT_COLUMNS`, and :data:`LIGHT_CURVE_COLUMNS`). All
@@ -30,7 +43,7 @@ import tempfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urljoin, urlsplit
 
 import numpy as np
@@ -46,6 +59,10 @@ log = logging.getLogger(__name__)
 
 #: Root of the OGLE-III Catalog of Variable Stars.
 DEFAULT_OGLE3_URL = "https://ftp.astrouw.edu.pl/ogle/ogle3/OIII-CVS/"
+#: Root of the OGLE-IV Collection of Variable Stars (OCVS).
+DEFAULT_OGLE4_URL = "https://www.astrouw.edu.pl/ogle/ogle4/OCVS/"
+#: The surveys a catalog entry may name, and their default roots.
+SURVEYS: dict[str, str] = {"ogle3": DEFAULT_OGLE3_URL, "ogle4": DEFAULT_OGLE4_URL}
 #: OGLE-III targets (directory names): Galactic bulge, Magellanic Clouds, Galactic disk.
 OGLE3_TARGETS: tuple[str, ...] = ("blg", "lmc", "smc", "gd")
 #: Classes of the OGLE-III CVS known to this module (others with the same layout are accepted too).
@@ -67,7 +84,57 @@ LIGHT_CURVE_SCHEMA = pa.schema(
 )
 
 LightCurveMode = Literal["tarball", "per_object"]
+Survey = Literal["ogle3", "ogle4"]
 _NAME = re.compile(r"^[a-z0-9]+$")
+#: A photometry directory of one survey phase (``phot_ogle4``).
+_PHASE_DIR = re.compile(r"^phot_ogle\d$")
+#: A catalog entry of ``ogle.archive.catalogs``: ``[ogle4:]target/class`` (no prefix: OGLE-III).
+_ENTRY = re.compile(r"^(?:(?P<survey>[a-z0-9]+):)?(?P<target>[a-z0-9]+)/(?P<var_class>[a-z0-9]+)$")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    """One entry of ``ogle.archive.catalogs``, as :func:`parse_catalog_entry` reads it.
+
+    Attributes
+    ----------
+    survey
+        ``"ogle3"`` or ``"ogle4"``.
+    target, var_class
+        Directory names, lower case (``blg``, ``ecl``).
+    """
+
+    survey: Survey
+    target: str
+    var_class: str
+
+    @property
+    def path(self) -> str:
+        """Where the workflow keeps the fetched tables, relative to its archive directory: ``blg/ecl`` for
+        OGLE-III (as before OGLE-IV entries existed), ``ogle4/blg/ecl`` for OGLE-IV, so that the two
+        surveys' directories of one target and class never share files."""
+        base = f"{self.target}/{self.var_class}"
+        return base if self.survey == "ogle3" else f"{self.survey}/{base}"
+
+
+def parse_catalog_entry(entry: str) -> CatalogEntry:
+    """Read one ``ogle.archive.catalogs`` entry: ``target/class`` (OGLE-III) or ``ogle4:target/class``.
+
+    Raises
+    ------
+    ValueError
+        For another form (a class must be a plain directory name), another survey prefix, or a target other
+        than :data:`OGLE3_TARGETS` (the same four in OGLE-IV: the only ones this module was checked with).
+    """
+    match = _ENTRY.match(str(entry).strip().lower())
+    if match is None:
+        raise ValueError(f"OGLE catalog {entry!r} is not of the form [ogle4:]target/class, e.g. lmc/cep")
+    survey = match["survey"] or "ogle3"
+    if survey not in SURVEYS:
+        raise ValueError(f"OGLE catalog {entry!r}: survey {survey!r} is not one of {tuple(SURVEYS)}")
+    if match["target"] not in OGLE3_TARGETS:
+        raise ValueError(f"OGLE catalog {entry!r}: target {match['target']!r} is not one of {OGLE3_TARGETS}")
+    return CatalogEntry(cast(Survey, survey), match["target"], match["var_class"])
 
 
 @dataclass(frozen=True)
@@ -105,6 +172,8 @@ class Ogle3Catalog:
 def ogle3_directory_url(target: str, var_class: str, base_url: str = DEFAULT_OGLE3_URL) -> str:
     """The archive directory of one target and class, ``{base_url}/{target}/{var_class}/`` in lower case.
 
+    The OGLE-IV OCVS has the same layout under :data:`DEFAULT_OGLE4_URL`.
+
     Raises
     ------
     ValueError
@@ -129,6 +198,19 @@ def _directory_files(directory_url: str, links: Iterable[str]) -> dict[str, str]
         if name and "/" not in name:
             files.setdefault(name, url)
     return files
+
+
+def _directory_subdirs(directory_url: str, links: Iterable[str]) -> set[str]:
+    """Names of the subdirectories directly inside ``directory_url`` that its index links to (``phot_ogle4``)."""
+    names = set()
+    for url in links:
+        parts = urlsplit(url)
+        if parts.query or parts.fragment or not url.startswith(directory_url):
+            continue
+        name = url[len(directory_url) :]
+        if name.endswith("/") and name.count("/") == 1:
+            names.add(name[:-1])
+    return names
 
 
 def _relabel(exc: OgleFormatError, labels: Mapping[Path, str]) -> OgleFormatError:
@@ -157,14 +239,18 @@ def _read_lightcurve_file(path: Path, label: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _lightcurves_from_tarball(
-    tar_path: Path, url: str, wanted: set[str], scratch: Path
+    tar_path: Path, url: str, wanted: set[str], scratch: Path, survey: Survey = "ogle3"
 ) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Read the ``phot/I/<ID>.dat`` members of ``wanted`` objects, in one sequential pass (``r|gz``).
+    """Read the I-band members (``…/I/<ID>.dat``) of ``wanted`` objects, in one sequential pass (``r|gz``).
 
-    Members are read into memory one at a time and handed to :func:`read_ogle_lightcurve` through one
-    scratch file; nothing is extracted, and V-band and unselected members are skipped unread.
+    Members under another survey phase's directory (``phot_ogle3/I/`` when ``survey`` is ``"ogle4"``) are
+    skipped. Where an object has both ``phot_<survey>/I/<ID>.dat`` and a member of a directory that names
+    no phase (``phot/I/``), the phase's own file wins. Members are read into memory one at a time and handed
+    to :func:`read_ogle_lightcurve` through one scratch file; nothing is extracted, and V-band and
+    unselected members are skipped unread.
     """
     curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+    rank: dict[str, int] = {}
     member_file = scratch / "member.dat"
     try:
         with tarfile.open(tar_path, mode="r|gz") as tar:
@@ -174,12 +260,20 @@ def _lightcurves_from_tarball(
                     continue
                 if path.parts[-2] != "I" or path.stem not in wanted:
                     continue
+                phase = path.parts[-3] if len(path.parts) >= 3 and _PHASE_DIR.match(path.parts[-3]) else None
+                if phase is not None and phase != f"phot_{survey}":
+                    continue
+                this_rank = 0 if phase is not None else 1
                 if path.stem in curves:
-                    raise FetchError(f"{url}: holds two I-band light curves of {path.stem}")
+                    if this_rank == rank[path.stem]:
+                        raise FetchError(f"{url}: holds two I-band light curves of {path.stem}")
+                    if this_rank > rank[path.stem]:
+                        continue
                 handle = tar.extractfile(member)
                 assert handle is not None  # a regular file member always has data
                 member_file.write_bytes(handle.read())
                 curves[path.stem] = _read_lightcurve_file(member_file, f"{url}!{member.name}")
+                rank[path.stem] = this_rank
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise FetchError(f"{url}: not a readable .tar.gz archive ({type(exc).__name__}: {exc})") from exc
     return curves
@@ -191,7 +285,8 @@ def fetch_ogle3_catalog(
     out_objects: str | os.PathLike,
     out_light_curves: str | os.PathLike,
     *,
-    base_url: str = DEFAULT_OGLE3_URL,
+    survey: Survey = "ogle3",
+    base_url: str | None = None,
     light_curves: LightCurveMode = "tarball",
     ids: Iterable[str] | None = None,
     session: requests.Session | None = None,
@@ -200,12 +295,12 @@ def fetch_ogle3_catalog(
     backoff_s: float = 2.0,
     record: Mapping[str, Any] | None = None,
 ) -> Ogle3Catalog:
-    """Download one OGLE-III CVS directory and write its objects and I-band light curves as Parquet.
+    """Download one OGLE-III or OGLE-IV catalog directory; write its objects and I-band light curves as Parquet.
 
     Parameters
     ----------
     target, var_class
-        OGLE-III target (``blg``, ``lmc``, ``smc``, ``gd``) and class directory (``cep``, ``rrlyr``, …);
+        Target (``blg``, ``lmc``, ``smc``, ``gd``) and class directory (``cep``, ``rrlyr``, ``ecl``, …);
         case-insensitive.
     out_objects
         Parquet file, one row per object, columns ``ogle_id``, ``field`` (the target, upper case: ``LMC``),
@@ -216,14 +311,19 @@ def fetch_ogle3_catalog(
     out_light_curves
         Parquet file with :data:`LIGHT_CURVE_COLUMNS`: ``time`` (HJD − 2450000, d), ``mag`` (I, mag),
         ``err`` (mag), sorted by ``ogle_id`` then ``time``.
+    survey
+        ``"ogle3"`` (OIII-CVS) or ``"ogle4"`` (OCVS): the default ``base_url`` and which survey phase's
+        photometry directory to read where a directory splits them (module docstring).
     base_url
-        Root of the catalog (:data:`DEFAULT_OGLE3_URL`); the directory is
-        :func:`ogle3_directory_url` ``(target, var_class, base_url)``.
+        Root of the catalog (default :data:`SURVEYS` ``[survey]``: :data:`DEFAULT_OGLE3_URL` or
+        :data:`DEFAULT_OGLE4_URL`); the directory is :func:`ogle3_directory_url` ``(target, var_class,
+        base_url)``.
     light_curves
         ``"tarball"``: download ``phot.tar.gz`` once (retried as a whole on failure, to a scratch directory
-        beside the outputs) and read the selected objects' ``phot/I`` members in one sequential pass
-        without extracting anything — best for a whole class. ``"per_object"``: download
-        ``phot/I/<ID>.dat`` for each selected object — best for a few ``ids``.
+        beside the outputs) and read the selected objects' I-band members (``phot/I/`` or
+        ``phot_<survey>/I/``) in one sequential pass without extracting anything — best for a whole class.
+        ``"per_object"``: download ``phot_<survey>/I/<ID>.dat`` (where the index lists ``phot_<survey>/``)
+        or ``phot/I/<ID>.dat`` for each selected object — best for a few ``ids``.
     ids
         Restrict to these OGLE IDs; every one must be in ``ident.dat``.
     session, timeout, retries, backoff_s
@@ -246,7 +346,7 @@ def fetch_ogle3_catalog(
         fails at once), the index lists no ``ident.dat`` (or no ``phot.tar.gz`` in ``"tarball"`` mode),
         the tarball is unreadable, or no selected object has any light curve (a wrong layout, not data).
     OgleFormatError
-        A file does not have the OGLE-III layout; the message names its URL and line.
+        A file has neither the OGLE-III nor the OGLE-IV layout; the message names its URL and line.
     ValueError
         Bad arguments, or ``ids`` not in ``ident.dat`` (all missing IDs are named).
 
@@ -263,6 +363,9 @@ def fetch_ogle3_catalog(
     """
     if light_curves not in ("tarball", "per_object"):
         raise ValueError(f"light_curves must be 'tarball' or 'per_object', not {light_curves!r}")
+    if survey not in SURVEYS:
+        raise ValueError(f"survey must be one of {tuple(SURVEYS)}, not {survey!r}")
+    base_url = SURVEYS[survey] if base_url is None else base_url
     out_obj, out_lc = Path(out_objects), Path(out_light_curves)
     if out_obj.resolve() == out_lc.resolve():
         raise ValueError(f"{out_obj}: objects and light curves must go to different files")
@@ -270,7 +373,10 @@ def fetch_ogle3_catalog(
     http = http_session(session)
     kw = {"timeout": timeout, "retries": retries, "backoff_s": backoff_s}
 
-    files = _directory_files(directory, index_links(http, directory, **kw))
+    links = index_links(http, directory, **kw)
+    files = _directory_files(directory, links)
+    # Per-object I-band files: the survey phase's own directory where the index has one, else phot/.
+    phot_dir = f"phot_{survey}" if f"phot_{survey}" in _directory_subdirs(directory, links) else "phot"
     if "ident.dat" not in files:
         raise FetchError(f"{directory}: the directory index lists no ident.dat")
     table_names = [n for n in files if n.endswith(".dat") and n != "ident.dat"]
@@ -307,12 +413,12 @@ def fetch_ogle3_catalog(
         if light_curves == "tarball":
             tar_url = files["phot.tar.gz"]
             tar_path = _download_to(http, tar_url, scratch / "phot.tar.gz", **kw)
-            curves = _lightcurves_from_tarball(tar_path, tar_url, set(selected), scratch)
+            curves = _lightcurves_from_tarball(tar_path, tar_url, set(selected), scratch, survey)
             tar_path.unlink()
         else:
             curves = {}
             for ogle_id in selected:
-                url = urljoin(directory, f"phot/I/{ogle_id}.dat")
+                url = urljoin(directory, f"{phot_dir}/I/{ogle_id}.dat")
                 path = scratch / f"{ogle_id}.dat"
                 try:
                     _download_to(http, url, path, **kw)
@@ -369,6 +475,7 @@ def fetch_ogle3_catalog(
         record = build_record(
             rule="fetch_ogle3",
             params={
+                "survey": survey,
                 "target": target,
                 "var_class": var_class,
                 "base_url": base_url,
@@ -377,6 +484,7 @@ def fetch_ogle3_catalog(
             },
         )
     fetch = {
+        "survey": survey,
         "directory_url": directory,
         "ident": files["ident.dat"],
         "period_tables": [files[n] for n in table_names],
@@ -437,10 +545,14 @@ def _write(table: pa.Table, path: Path, record: Mapping[str, Any], fetch: Mappin
 
 __all__ = [
     "DEFAULT_OGLE3_URL",
+    "DEFAULT_OGLE4_URL",
     "LIGHT_CURVE_COLUMNS",
     "OGLE3_CLASSES",
     "OGLE3_TARGETS",
+    "SURVEYS",
+    "CatalogEntry",
     "Ogle3Catalog",
     "fetch_ogle3_catalog",
     "ogle3_directory_url",
+    "parse_catalog_entry",
 ]

@@ -1,26 +1,40 @@
-"""Readers for OGLE-III files: light curves, ident/period tables and the OGLE-III × Gaia DR2 cross-match.
+"""Readers for OGLE files: light curves, ident/period tables and the OGLE-III × Gaia DR2 cross-match.
 
 Three formats, each read into a :class:`pandas.DataFrame` with fixed column names and units. Bad input
 raises :class:`OgleFormatError` (a ``ValueError``) naming the file, the line or column and what was
-expected; nothing is dropped silently.
+expected; nothing is dropped silently. The OGLE-III Catalog of Variable Stars (OIII-CVS) and the OGLE-IV
+Collection of Variable Stars (OCVS) are read by the same functions.
 
 Light curves (:func:`read_ogle_lightcurve`)
-    The OGLE-III photometry files (``OGLE-LMC-CEP-0002.dat``): no header, three whitespace-separated
-    columns ``HJD-2450000  I  err``, magnitudes and errors in mag printed to 0.001 mag. Output columns
-    ``time`` (HJD − 2450000, days), ``mag`` (I, mag), ``err`` (mag), in file order.
+    The photometry files (``OGLE-LMC-CEP-0002.dat``): no header, three whitespace-separated columns
+    ``HJD-2450000  I  err``, magnitudes and errors in mag printed to 0.001 mag. Output columns ``time``
+    (HJD − 2450000, days), ``mag`` (I, mag), ``err`` (mag), in file order. A file whose times are full HJD
+    (> 2,400,000) is shifted by 2,450,000 (see the function).
 
 Ident tables (:func:`read_ogle_ident`, :func:`read_ogle_period_table`)
-    The OGLE-III Catalog of Variable Stars distributes, per class and field, an ``ident.dat``::
+    Every class directory has an ``ident.dat``, in one of two layouts. OGLE-III::
 
         OGLE-LMC-CEP-0002  LMC175.6  11404  F   04:36:03.14 -70:30:53.2  OGLE05...  05...  ...
         ^ID                ^field    ^star  ^subtype (some classes)  ^RA  ^Dec  ^cross-identifications
 
-    i.e. ID, OGLE-III field, star number in the field, for most classes a mode/subtype token (``F``,
-    ``1O``, ``F/1O``, ``RRab``, ``Mira``, ``BLHer``...), RA as ``hh:mm:ss.ss`` and Dec as
-    ``±dd:mm:ss.s`` (J2000), then optional cross-identifications (OGLE-II, MACHO, GCVS, ...) that are
-    blank when absent, so the number of tokens varies from line to line. The reader therefore locates RA
-    and Dec by their sexagesimal pattern rather than by position. Periods live in separate per-mode tables
-    (``cepF.dat``, ``cep1O.dat``, ``RRab.dat``, ...)::
+    i.e. ID, OGLE-III field, star number in the field, for most classes one or more subtype tokens (``F``,
+    ``1O``, ``F/1O``, ``RRab``, ``Mira``, ``BLHer``...), RA as ``hh:mm:ss.ss`` and Dec as ``±dd:mm:ss.s``
+    (J2000), then optional cross-identifications (OGLE-II, MACHO, GCVS, ...) that are blank when absent, so
+    the number of tokens varies from line to line. OGLE-IV (the bulge RR Lyrae README gives the fixed-width
+    columns; ``tests/data/ogle4_ident`` holds real lines of five classes)::
+
+        OGLE-BLG-DSCT-00001  singlemode  17:12:55.10 -29:48:06.5  BLG617.16.97164  BLG363.8.78880
+        ^ID                  ^subtype    ^RA         ^Dec         ^OGLE-IV id      ^OGLE-III id  [OGLE-II] [other]
+
+    i.e. ID, the subtype (absent for some classes), RA, Dec, then four columns that are blank when absent: the
+    OGLE-IV id ``FIELD.CCD.STAR`` (``BLG617.16.97164``: field BLG617, CCD 16, star 97164), the OGLE-III id
+    (``BLG363.8.78880``), the OGLE-II id and another designation (from VSX, possibly several words). One
+    class (``blg/hb``) writes RA and Dec with blanks instead of colons (``17 26 26.55 -29  3 18.8``).
+    The reader therefore locates RA and Dec by their sexagesimal pattern rather than by position, and tells
+    the layouts apart by what precedes RA (an OGLE-III field and an integer star number, or not).
+
+    Periods live in separate per-mode tables (``cepF.dat``, ``cep1O.dat``, ``RRab.dat``, ...), in OGLE-III
+    and in the OGLE-IV RR Lyrae README with these leading columns (other OGLE-IV classes are not checked)::
 
         OGLE-LMC-CEP-0002  15.530  16.265  3.1181189  0.0000057  2171.37258  0.443  0.478  4.480 ...
         ^ID                ^<I>    ^<V>    ^P [d]     ^sigma_P   ^T0 (HJD-2450000)  ^I amplitude ...
@@ -86,17 +100,49 @@ OBJECT_COLUMNS: tuple[str, ...] = (
 _OGLE_ID = re.compile(r"^OGLE-(?P<target>[A-Z]+)-(?P<var_class>[A-Z0-9]+)-(?P<number>\d+)$")
 _RA = re.compile(r"^\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
 _DEC = re.compile(r"^[+-]?\d{1,2}:\d{2}:\d{2}(\.\d*)?$")
+#: RA and Dec written as six blank-separated tokens (OGLE-IV ``blg/hb``: ``17 26 26.55 -29  3 18.8``). The Dec
+#: sign and the decimal point of both seconds are required, so that no run of integers (star numbers, counts)
+#: passes for a position.
+_RA_DEC_BLANKS = tuple(
+    re.compile(p)
+    for p in (
+        r"^\d{1,2}$",
+        r"^\d{1,2}$",
+        r"^\d{1,2}\.\d+$",
+        r"^[+-]\d{1,2}$",
+        r"^\d{1,2}$",
+        r"^\d{1,2}\.\d+$",
+    )
+)
+#: OGLE-III field (``LMC175.6``, ``BLG184.6``): the token after the ID in the OGLE-III layout.
+_OGLE3_FIELD = re.compile(r"^[A-Z]+\d+\.\d+$")
+#: OGLE-IV database id ``FIELD.CCD.STAR``. OGLE-IV writes the CCD of its 32-chip mosaic with two digits
+#: (``BLG617.16``, ``BLG611.04``, ``GD1376.19``), OGLE-III the CCD of its 8-chip mosaic with one
+#: (``BLG363.8.78880``): so an OGLE-III id can never be taken for the OGLE-IV one.
+_OGLE4_ID = re.compile(r"^(?P<field>[A-Z]+\d+\.\d{2})\.(?P<star>\d+)$")
+#: Width of the OGLE-IV id column (OGLE's README: bytes 54-69, A16). A token that follows Dec after at most this
+#: many blanks is in that column (real files: 1 or 2); when the column is blank the next id follows after more
+#: (real files: 18 or 19).
+_OGLE4_ID_WIDTH = 16
+_TOKEN = re.compile(r"\S+")
+#: A plain number: never a subtype.
+_NUMBER = re.compile(r"^[+-]?\d+(\.\d*)?$")
+#: The light curves' times are HJD minus this (d).
+HJD_OFFSET = 2_450_000.0
+#: A light-curve time above this is a full HJD (JD 2,400,000 is 1858; HJD − 2450000 of any CCD era is < 10⁵).
+FULL_HJD_MIN = 2_400_000.0
 #: Missing-value markers in the OGLE-III ASCII tables.
 _MISSING = {"-", "-99.99", "-99.990", "99.999", "NaN", "nan"}
 
 
 def parse_ogle_id(ogle_id: str) -> tuple[str, str, int]:
-    """Split an OGLE-III identifier into (target, class, number).
+    """Split an OGLE-III or OGLE-IV identifier into (target, class, number).
 
     Parameters
     ----------
     ogle_id : str
-        For example ``"OGLE-LMC-CEP-0002"`` or ``"OGLE-BLG-RRLYR-02924"``.
+        For example ``"OGLE-LMC-CEP-0002"``, ``"OGLE-BLG-RRLYR-02924"`` (OGLE-III) or
+        ``"OGLE-BLG-ECL-253512"`` (OGLE-IV, six digits).
 
     Returns
     -------
@@ -107,7 +153,7 @@ def parse_ogle_id(ogle_id: str) -> tuple[str, str, int]:
     match = _OGLE_ID.match(str(ogle_id).strip())
     if match is None:
         raise OgleFormatError(
-            f"{ogle_id!r} is not an OGLE-III identifier of the form OGLE-<target>-<class>-<number>"
+            f"{ogle_id!r} is not an OGLE identifier of the form OGLE-<target>-<class>-<number>"
         )
     return match["target"], match["var_class"], int(match["number"])
 
@@ -117,28 +163,35 @@ def _float_or_nan(token: str) -> float:
 
 
 def read_ogle_lightcurve(path: str | os.PathLike) -> pd.DataFrame:
-    """Read an OGLE-III I-band light-curve file.
+    """Read an OGLE-III or OGLE-IV I-band light-curve file.
 
     Parameters
     ----------
     path : path-like
-        A headerless file with three whitespace-separated columns per line: HJD − 2450000 (days), I (mag),
-        I error (mag). Blank lines and ``#`` comments are ignored.
+        A headerless file with three whitespace-separated columns per line: time (days), I (mag), I error
+        (mag). Blank lines and ``#`` comments are ignored. The time is HJD − 2450000 in the OGLE-III files;
+        a file whose times are all above :data:`FULL_HJD_MIN` is taken to give full HJD and is shifted by
+        :data:`HJD_OFFSET`. (Whether any OGLE-IV directory writes full HJD is not verified here: other
+        public readers of the OGLE collections test for it, so this reader does too rather than fold such a
+        file with times 2.45 million days off.)
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``time`` (HJD − 2450000, d), ``mag`` (I, mag), ``err`` (mag), float64, in file order (the
-        order is kept, not sorted, so that a file out of time order stays visible to the caller).
+        Columns ``time`` (HJD − 2450000, d, whichever the file gives), ``mag`` (I, mag), ``err`` (mag),
+        float64, in file order (the order is kept, not sorted, so that a file out of time order stays
+        visible to the caller).
 
     Raises
     ------
     OgleFormatError
-        A line with other than 3 columns, a non-numeric or non-finite value, or an error that is NaN or
-        not positive (an error ≤ 0 would give infinite weight in the error-weighted fits downstream).
+        A line with other than 3 columns, a non-numeric or non-finite value, an error that is NaN or
+        not positive (an error ≤ 0 would give infinite weight in the error-weighted fits downstream), or a
+        file that mixes full HJD with HJD − 2450000.
     """
     path = Path(path)
     rows: list[tuple[float, float, float]] = []
+    linenos: list[int] = []
     with open(path, encoding="ascii", errors="replace") as handle:
         for lineno, line in enumerate(handle, start=1):
             text = line.split("#", 1)[0].strip()
@@ -162,9 +215,20 @@ def read_ogle_lightcurve(path: str | os.PathLike) -> pd.DataFrame:
                     f"{path}, line {lineno}: error (column 3) must be finite and > 0 mag, got {e}"
                 )
             rows.append((t, m, e))
+            linenos.append(lineno)
     if not rows:
         raise OgleFormatError(f"{path}: no photometry lines found")
-    return pd.DataFrame(np.array(rows, dtype=np.float64), columns=["time", "mag", "err"])
+    data = np.array(rows, dtype=np.float64)
+    full = data[:, 0] > FULL_HJD_MIN
+    if full.any():
+        if not full.all():
+            first = linenos[int(np.argmin(full if full[0] else ~full))]
+            raise OgleFormatError(
+                f"{path}, line {first}: mixes full HJD (> {FULL_HJD_MIN:.0f}) with HJD-2450000 times"
+            )
+        # Full HJD (≈ 2.45e6, 1e-5 d printed) in float64 keeps ~5e-10 d; the shift itself is exact.
+        data[:, 0] -= HJD_OFFSET
+    return pd.DataFrame(data, columns=["time", "mag", "err"])
 
 
 def read_light_curves(path: str | os.PathLike, ogle_ids: Iterable[str] | None = None) -> pd.DataFrame:
@@ -229,16 +293,108 @@ def read_ogle_period_table(path: str | os.PathLike) -> pd.DataFrame:
     return pd.DataFrame(records, columns=["ogle_id", *names])
 
 
+#: ``survey`` values of :func:`read_ogle_ident`.
+OGLE3, OGLE4 = "OGLE-III", "OGLE-IV"
+
+
+def _find_coordinates(tokens: Sequence[str]) -> tuple[int, int, str, str] | None:
+    """Where RA and Dec are in one ident line's tokens.
+
+    Returns the index of RA's first token, the index just past Dec, and RA and Dec as colon-separated strings
+    (``17:26:26.55``, ``-29:3:18.8``), or None when the line has neither form.
+    """
+    for i in range(1, len(tokens)):
+        if _RA.match(tokens[i]) and i + 1 < len(tokens) and _DEC.match(tokens[i + 1]):
+            return i, i + 2, tokens[i], tokens[i + 1]
+        window = tokens[i : i + 6]
+        if len(window) == 6 and all(p.match(t) for p, t in zip(_RA_DEC_BLANKS, window, strict=True)):
+            return i, i + 6, ":".join(window[:3]), ":".join(window[3:])
+    return None
+
+
+def _parse_ident_line(text: str, where: str) -> dict[str, object]:
+    """One ``ident.dat`` line (either layout, :func:`read_ogle_ident`) as a record; ``where`` is "file, line N"."""
+    spans = list(_TOKEN.finditer(text))
+    tokens = [m.group() for m in spans]
+    found = _find_coordinates(tokens)
+    if found is None:
+        raise OgleFormatError(
+            f"{where}: expected RA as hh:mm:ss.ss followed by Dec as ±dd:mm:ss.s, found none in {text!r}"
+        )
+    ra_pos, after_dec, ra, dec = found
+    try:
+        target, var_class, _ = parse_ogle_id(tokens[0])
+    except OgleFormatError as exc:
+        raise OgleFormatError(f"{where}: {exc}") from None
+    before = tokens[1:ra_pos]
+    after = tokens[after_dec:]
+    field: str | None = None
+    star_id: int | None = None
+    if before and _OGLE3_FIELD.match(before[0]):
+        # OGLE-III: field, star number, then 0..n subtype tokens (a type and a flag for some classes).
+        survey = OGLE3
+        star = before[1] if len(before) > 1 else ""
+        if star not in _MISSING and not star.isdigit():
+            raise OgleFormatError(
+                f"{where}: star number (column 3, after the OGLE-III field {before[0]}) must be an integer, "
+                f"got {star!r}"
+            )
+        field = before[0]
+        star_id = None if star in _MISSING else int(star)
+        subtype = before[2:]
+    else:
+        # OGLE-IV: only subtype tokens precede RA. A number there is a broken OGLE-III line (no field).
+        survey = OGLE4
+        subtype = before
+        if any(_NUMBER.match(t) for t in subtype):
+            raise OgleFormatError(
+                f"{where}: expected ID, OGLE-III field, star number and subtype (OGLE-III) or ID and subtype "
+                f"(OGLE-IV) before RA, found {' '.join(before)!r}"
+            )
+        if after:
+            gap = spans[after_dec].start() - spans[after_dec - 1].end()
+            if gap <= _OGLE4_ID_WIDTH:
+                # The token sits in the OGLE-IV id column: it must be that id (or OGLE's "-" for none).
+                match = _OGLE4_ID.match(after[0])
+                if match is None and after[0] != "-":
+                    raise OgleFormatError(
+                        f"{where}: expected the OGLE-IV id (FIELD.CCD.STAR, e.g. BLG617.16.97164) or a blank "
+                        f"column after Dec, found {after[0]!r}"
+                    )
+                if match is not None:
+                    field, star_id = match["field"], int(match["star"])
+                after = after[1:]
+    subtype = [t for t in subtype if t != "-"]  # OGLE's "-" for a missing value
+    return {
+        "ogle_id": tokens[0],
+        "target": target,
+        "field": field,
+        "star_id": star_id,
+        "subtype": " ".join(subtype) if subtype else None,
+        "ra_str": ra,
+        "dec_str": dec,
+        "var_class": var_class,
+        "cross_ids": " ".join(after),
+        "survey": survey,
+    }
+
+
 def read_ogle_ident(
     path: str | os.PathLike, period_tables: Sequence[str | os.PathLike] | None = None
 ) -> pd.DataFrame:
-    """Read an OGLE-III ``ident.dat`` table, optionally with periods from per-mode tables.
+    """Read an OGLE-III or OGLE-IV ``ident.dat`` table, optionally with periods from per-mode tables.
 
     Parameters
     ----------
     path : path-like
-        ``ident.dat`` layout (module docstring): ID, field, star number, optional subtype, RA
-        (``hh:mm:ss.ss``), Dec (``±dd:mm:ss.s``), optional cross-identifications.
+        ``ident.dat`` in either layout (module docstring), one layout per file. OGLE-III: ID, field, star
+        number, subtype tokens (none, one, or a type and a flag), RA (``hh:mm:ss.ss``), Dec (``±dd:mm:ss.s``),
+        optional cross-identifications. OGLE-IV: ID, subtype tokens (possibly none), RA, Dec (with colons or
+        blanks), then the columns OGLE-IV id, OGLE-III id, OGLE-II id and other designation, each blank when
+        absent. A line is OGLE-III when an OGLE-III field (``LMC175.6``) follows the ID; otherwise OGLE-IV.
+        The OGLE-IV id is the token right after Dec when it starts within the 16-character width of that
+        column (a blank column leaves a longer run of blanks); it must then read ``FIELD.CCD.STAR`` with a
+        two-digit CCD, or ``-``.
     period_tables : sequence of path-like, optional
         ``cepF.dat``-style tables (:func:`read_ogle_period_table`) whose ``period`` (and ``t0``,
         ``i_mag``, ``v_mag``, ``i_amp``) are joined on the ID. An object listed in two tables (a double-mode
@@ -247,53 +403,37 @@ def read_ogle_ident(
     Returns
     -------
     pandas.DataFrame
-        Columns ``ogle_id``, ``target``, ``field``, ``star_id`` (nullable Int64), ``subtype`` (missing where
-        the class has no subtype column), ``ra``, ``dec`` (J2000, deg), ``var_class`` (from the ID, e.g.
-        ``OGLE-LMC-CEP-0002`` → ``CEP``), ``cross_ids`` (the remaining tokens joined by spaces), and the
-        period-table columns when ``period_tables`` is given (NaN for IDs absent from them).
+        Columns ``ogle_id``, ``target``, ``field`` (OGLE-III field such as ``LMC175.6``, or OGLE-IV field and
+        CCD such as ``BLG617.16``; missing for an OGLE-IV line without an OGLE-IV id), ``star_id`` (nullable
+        Int64: the star number in that field), ``subtype`` (the tokens before RA, joined by a space, e.g.
+        ``F``, ``1O/2O``, ``singlemode``; missing where there are none), ``ra``, ``dec`` (J2000, deg),
+        ``var_class`` (from the ID, e.g. ``OGLE-LMC-CEP-0002`` → ``CEP``), ``cross_ids`` (the remaining
+        tokens joined by spaces: for OGLE-IV the OGLE-III, OGLE-II and other ids, not the OGLE-IV id), ``survey``
+        (``"OGLE-III"`` or ``"OGLE-IV"``, the layout, which says what ``field`` means), and the period-table
+        columns when ``period_tables`` is given (NaN for IDs absent from them).
+
+    Raises
+    ------
+    OgleFormatError
+        Naming the file and line: no RA/Dec, an ID not of the form ``OGLE-<target>-<class>-<number>``, an
+        OGLE-III field without an integer star number, a number before RA in the OGLE-IV layout, something
+        other than an OGLE-IV id in that column, a file that mixes the two layouts, or a repeated ID.
     """
     path = Path(path)
     records = []
     with open(path, encoding="ascii", errors="replace") as handle:
         for lineno, line in enumerate(handle, start=1):
-            text = line.split("#", 1)[0].strip()
-            if not text:
+            text = line.split("#", 1)[0].rstrip()
+            if not text.strip():
                 continue
-            tokens = text.split()
-            ra_pos = next((i for i, tok in enumerate(tokens) if _RA.match(tok)), None)
-            if ra_pos is None or ra_pos + 1 >= len(tokens) or not _DEC.match(tokens[ra_pos + 1]):
+            record = _parse_ident_line(text, f"{path}, line {lineno}")
+            if records and record["survey"] != records[0]["survey"]:
+                # Per file, not per line: an OGLE-III line that lost its field would otherwise pass as OGLE-IV.
                 raise OgleFormatError(
-                    f"{path}, line {lineno}: expected RA as hh:mm:ss.ss followed by Dec as ±dd:mm:ss.s, "
-                    f"found none in {text!r}"
+                    f"{path}, line {lineno}: {record['survey']} layout, but the lines before have the "
+                    f"{records[0]['survey']} layout"
                 )
-            # ID, field, star number and at most one subtype token precede the coordinates.
-            if not 3 <= ra_pos <= 4:
-                raise OgleFormatError(
-                    f"{path}, line {lineno}: expected ID, field, star number and an optional subtype before RA, "
-                    f"found {ra_pos} columns"
-                )
-            try:
-                target, var_class, _ = parse_ogle_id(tokens[0])
-            except OgleFormatError as exc:
-                raise OgleFormatError(f"{path}, line {lineno}: {exc}") from None
-            star = tokens[2]
-            if star not in _MISSING and not star.isdigit():
-                raise OgleFormatError(
-                    f"{path}, line {lineno}: star number (column 3) must be an integer, got {star!r}"
-                )
-            records.append(
-                {
-                    "ogle_id": tokens[0],
-                    "target": target,
-                    "field": tokens[1],
-                    "star_id": None if star in _MISSING else int(star),
-                    "subtype": tokens[3] if ra_pos == 4 else None,
-                    "ra_str": tokens[ra_pos],
-                    "dec_str": tokens[ra_pos + 1],
-                    "var_class": var_class,
-                    "cross_ids": " ".join(tokens[ra_pos + 2 :]),
-                }
-            )
+            records.append(record)
     if not records:
         raise OgleFormatError(f"{path}: no ident lines found")
     frame = pd.DataFrame(records)

@@ -39,8 +39,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from latentsky.extinction import a0_from_ogle, gaia_reddening
 from latentsky.io import healpix
-from latentsky.photometry import g_minus_v
+from latentsky.photometry import bp_rp0_from_teff, class_bp_rp0, class_teff, g_minus_v, teff_from_bp_rp0
 from latentsky.simulate import gaia_errors as ge
 from latentsky.simulate.gaia import missing_bp_rp_probability
 
@@ -231,7 +232,9 @@ ASTROMETRIC_NOISE_ARCSEC = 0.07
 #: Bailer-Jones r_est: fractional scatter and the fraction of sources without one (Appendix A: 151 of 853).
 R_EST_FRACTIONAL_SIGMA = 0.12
 R_EST_MISSING_FRACTION = 0.05
-#: Gaia DR2 Priam Teff: typical error (K) and the range it is published in (Andrae et al. 2018).
+#: Gaia DR2 Priam Teff: typical error (K) and the range it is published in (Andrae et al. 2018). Priam fits
+#: the observed colours assuming no extinction, so the simulation's ``teff_val`` is the T_eff its colour
+#: model (:func:`latentsky.photometry.class_teff`) gives for the *reddened* BP−RP, plus this error.
 TEFF_VAL_SIGMA = 250.0
 TEFF_VAL_RANGE = (3300.0, 10000.0)
 #: Unrelated sources are placed within this radius (arcsec); Poisson mean scaled by (R/2″)² so ``crowding``
@@ -245,6 +248,15 @@ FOREGROUND_PM_SIGMA = 5.0
 #: bolometric corrections are neglected (|BC_G| < 0.3 mag for 4,500–8,000 K), R from L = 4πR²σT⁴.
 M_G_SUN = 4.67
 T_SUN = 5772.0
+#: Colours: the simulation's T_eff → (BP−RP)₀ is the Mucciarelli et al. (2021) relation the pipeline inverts
+#: (:func:`latentsky.photometry.class_bp_rp0`), OGLE's (V−I)₀ = (BP−RP)₀ / BP_RP_PER_V_I, and the
+#: extinction A_I of each field is spread as E(V−I) = A_I / R_I_SIM (a bulge-like A_I/E(V−I)), A_0 = A_I +
+#: E(V−I), and Babusiaux et al. (2018) in the Gaia bands.
+BP_RP_PER_V_I = 1.2
+R_I_SIM = 1.4
+#: Spacing (deg) of the simulated reddening map's sight lines (:func:`reddening_map`), ~ the 6′–10′ cells of
+#: the OGLE maps (Nataf et al. 2013: 6′ in the bulge).
+REDDENING_MAP_STEP_DEG = 0.1
 
 
 @dataclass
@@ -271,12 +283,35 @@ class OgleSimulation:
         (light-curve shape: rise fraction of the cycle; amplitude in mag, fractional flux depth for ECL),
         ``temperature_ratio`` (ECL; NaN otherwise), ``pmra``,
         ``pmdec`` (mas/yr), ``astrometric_noise_ra``/``_dec`` (arcsec, the noise added on top of μ·Δt).
+    reddening_map : DataFrame
+        The fields' 2-D reddening map in the OGLE maps' form (:func:`reddening_map`): ``ra``, ``dec`` (deg),
+        ``e_v_i``, ``a_i`` (mag).
     """
 
     objects: pd.DataFrame
     light_curves: pd.DataFrame
     gaia: pd.DataFrame
     truth: pd.DataFrame
+    reddening_map: pd.DataFrame
+
+
+def reddening_map(fields: tuple[Mapping[str, Any], ...] | list[Mapping[str, Any]]) -> pd.DataFrame:
+    """A 2-D reddening map of the fields in the form of the OGLE maps (Nataf et al. 2013; Skowron et al. 2021).
+
+    Sight lines every :data:`REDDENING_MAP_STEP_DEG` over each field's square, each with the field's median
+    A_I and E(V−I) = A_I / R_I_SIM. Like a real 2-D map it gives the whole column: the star-to-star scatter
+    of the simulated A_I (10 %) is not in it, and foreground disc stars towards the bulge are over-corrected.
+    """
+    rows = []
+    for f in fields:
+        half = 0.5 * float(f["size_deg"])
+        steps = np.arange(-half, half + 1e-9, REDDENING_MAP_STEP_DEG)
+        dd, rr = np.meshgrid(steps, steps, indexing="ij")
+        dec = float(f["dec"]) + dd.ravel()
+        ra = np.mod(float(f["ra"]) + rr.ravel() / np.cos(np.deg2rad(dec)), 360.0)
+        a_i = np.full(dec.size, float(f["a_i"]))
+        rows.append(pd.DataFrame({"ra": ra, "dec": dec, "e_v_i": a_i / R_I_SIM, "a_i": a_i}))
+    return pd.concat(rows, ignore_index=True)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -361,11 +396,11 @@ def validate_ogle_config(cfg: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------------
 # Photometric relations
 # --------------------------------------------------------------------------------------------------
-def intrinsic_v_i(teff: np.ndarray) -> np.ndarray:
-    """Intrinsic (V−I)₀ (mag) from Teff (K): linear in θ = 5040/Teff, (V−I)₀ = 2.6 θ − 1.55, a fit to the
-    solar (0.71), F-star (0.35 at 7,000 K) and K/M-giant (1.7–2.2 at 4,000–3,500 K) colours; accurate to
-    ~0.2 mag, enough for a simulation whose colours only need to rank correctly."""
-    return 2.6 * 5040.0 / np.asarray(teff, dtype=np.float64) - 1.55
+def intrinsic_v_i(bp_rp0: np.ndarray) -> np.ndarray:
+    """Intrinsic (V−I)₀ (mag) from the intrinsic Gaia (BP−RP)₀: (V−I) = (BP−RP)/1.2, the slope of the two
+    colours over the FGK range (solar 0.70 and 0.82; Evans et al. 2018, Fig. A.1), enough for a simulation
+    whose OGLE colours only need to rank with the Gaia ones."""
+    return np.asarray(bp_rp0, dtype=np.float64) / BP_RP_PER_V_I
 
 
 def ogle_i_error(i_mag: np.ndarray) -> np.ndarray:
@@ -694,7 +729,7 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
     a_i = np.where(disc, a_i * np.minimum(disc_kpc / dist_kpc, 1.0), a_i)
     dist_kpc = np.where(disc, disc_kpc, dist_kpc)
     for _ in range(50):
-        vi0 = intrinsic_v_i(phys["teff"])
+        vi0 = intrinsic_v_i(class_bp_rp0(phys["teff"], var_class))
         abs_i = phys["abs_g"] - (g_minus_v(vi0) + vi0)
         i_mag = abs_i + 5.0 * np.log10(dist_kpc * 100.0) + a_i
         bad = (i_mag < I_MAG_RANGE[0]) | (i_mag > I_MAG_RANGE[1])
@@ -704,10 +739,11 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
         for k in phys:
             phys[k][bad] = new[k]
     i_mag = np.clip(i_mag, *I_MAG_RANGE)
-    # Extinction ratios (Cardelli-like): E(V−I) = A_I / 1.4 (bulge-like R_I), A_G = 1.36 A_I,
-    # E(BP−RP) = 1.2 E(V−I).
-    ebv_i = a_i / 1.4
+    # Extinction: E(V−I) = A_I / R_I_SIM, A_0 = A_I + E(V−I), the Gaia bands' from A_0 and the colour.
+    ebv_i = a_i / R_I_SIM
     v_i = vi0 + ebv_i
+    bp_rp0 = class_bp_rp0(phys["teff"], var_class)
+    a_g, e_bp_rp = gaia_reddening(bp_rp0, a0_from_ogle(ebv_i, a_i))
     abs_g = phys["abs_g"]
     teff = phys["teff"]
     lum = 10.0 ** (-0.4 * (abs_g - M_G_SUN))
@@ -757,13 +793,18 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
     dx = pmra * c["dt_yr"] / 1000.0 + noise[0]
     dy = pmdec * c["dt_yr"] / 1000.0 + noise[1]
     g_ra, g_dec = _offset_positions(ra, dec, dx, dy)
-    # Gaia G is a mean over ~26 epochs: the mean-I light level is a fair stand-in; G from V−I via Evans+18.
-    g_mag = i_mag + v_i + g_minus_v(v_i)
+    # Gaia G is a mean over ~26 epochs: the mean light level, M_G + μ + A_G (the mean I level is the same
+    # star through Evans et al.'s G − V and OGLE's extinction).
+    g_mag = abs_g + 5.0 * np.log10(dist_kpc * 100.0) + a_g
     g_mag = g_mag + ge.mag_error(g_mag, "g") * rng.normal(size=n)
-    bp_rp = 1.2 * v_i + ge.mag_error(g_mag, "bp") * rng.normal(size=n)
+    bp_rp = bp_rp0 + e_bp_rp + ge.mag_error(g_mag, "bp") * rng.normal(size=n)
     bp_rp = np.where(rng.uniform(size=n) < c["fraction_missing_bp_rp"], np.nan, bp_rp)
+    # Priam-like: the colour relation applied to the reddened colour (no extinction), clipped to its range.
+    teff_priam = class_teff(bp_rp0 + e_bp_rp, var_class)[0]
     teff_val = np.where(
-        has_teff, np.clip(teff + TEFF_VAL_SIGMA * rng.normal(size=n), *TEFF_VAL_RANGE), np.nan
+        has_teff & np.isfinite(bp_rp),
+        np.clip(teff_priam + TEFF_VAL_SIGMA * rng.normal(size=n), *TEFF_VAL_RANGE),
+        np.nan,
     )
     r_est = dist_kpc * 1000.0 * np.exp(R_EST_FRACTIONAL_SIGMA * rng.normal(size=n))
     r_est = np.where(rng.uniform(size=n) < R_EST_MISSING_FRACTION, np.nan, r_est)
@@ -800,8 +841,9 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
     f_teff = np.where(giant, rng.uniform(4200, 5000, m_nb), rng.uniform(4500, 6800, m_nb))
     f_g = np.where(giant, 21.0 - rng.exponential(2.5, m_nb), 21.0 - rng.exponential(1.5, m_nb))
     f_g = np.clip(f_g, 12.0, 21.0)
-    f_vi = intrinsic_v_i(f_teff) + ebv_i[host]
-    f_bprp = 1.2 * f_vi + ge.mag_error(f_g, "bp") * rng.normal(size=m_nb)
+    f_bprp0 = bp_rp0_from_teff(f_teff, 0.0, ~giant)
+    f_ebprp = gaia_reddening(f_bprp0, a0_from_ogle(ebv_i[host], a_i[host]))[1]
+    f_bprp = f_bprp0 + f_ebprp + ge.mag_error(f_g, "bp") * rng.normal(size=m_nb)
     f_bprp = np.where(
         rng.uniform(size=m_nb) < missing_bp_rp_probability(f_g, c["fraction_missing_bp_rp"]), np.nan, f_bprp
     )
@@ -810,7 +852,10 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
     f_rest = np.where(rng.uniform(size=m_nb) < 2 * R_EST_MISSING_FRACTION, np.nan, f_rest)
     f_teffval = np.where(
         (rng.uniform(size=m_nb) < 0.5 * c["fraction_teff"]) & (f_g < 17.0) & ~np.isnan(f_bprp),
-        np.clip(f_teff + TEFF_VAL_SIGMA * rng.normal(size=m_nb), *TEFF_VAL_RANGE),
+        np.clip(
+            teff_from_bp_rp0(f_bprp0 + f_ebprp, 0.0, ~giant)[0] + TEFF_VAL_SIGMA * rng.normal(size=m_nb),
+            *TEFF_VAL_RANGE,
+        ),
         np.nan,
     )
 
@@ -865,4 +910,10 @@ def simulate_ogle_fields(cfg: dict, seed: int) -> OgleSimulation:
             "astrometric_noise_dec": noise[1],
         }
     )
-    return OgleSimulation(objects=objects, light_curves=light_curves, gaia=gaia, truth=truth)
+    return OgleSimulation(
+        objects=objects,
+        light_curves=light_curves,
+        gaia=gaia,
+        truth=truth,
+        reddening_map=reddening_map(fields),
+    )

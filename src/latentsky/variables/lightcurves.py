@@ -217,15 +217,19 @@ def keep_subtype(var_class: str, subtype: str | None) -> bool:
     Returns
     -------
     bool
-        False for the subtypes of :data:`DROPPED_SUBTYPES` and for any multi-mode subtype ("/" or "+", or
-        modes joined without a separator such as "F1O").
+        False for the subtypes of :data:`DROPPED_SUBTYPES` (the whole string or its first token, the type of
+        a "type flag" subtype such as "SRV C") and for any multi-mode subtype ("/" or "+", or modes joined
+        without a separator such as "F1O").
     """
     if subtype is None or (isinstance(subtype, float) and np.isnan(subtype)):
         return True
     sub = str(subtype).strip().upper()
     if "/" in sub or "+" in sub or _JOINED_MODES.fullmatch(sub):
         return False
-    return sub not in DROPPED_SUBTYPES.get(str(var_class).strip().upper(), frozenset())
+    # Some ident tables carry the type and a flag (an LPV's "Mira O": O-rich); the first token is the type.
+    first = sub.split()[0] if sub else sub
+    dropped = DROPPED_SUBTYPES.get(str(var_class).strip().upper(), frozenset())
+    return sub not in dropped and first not in dropped
 
 
 def fold(time: np.ndarray, period: float, t0: float | None = None) -> np.ndarray:

@@ -15,11 +15,14 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from latentsky.extinction import a0_from_ogle, gaia_deredden
+from latentsky.photometry import class_teff
 from latentsky.variables.crossmatch import _require, absolute_g
 
 __all__ = [
     "MAGELLANIC_DISTANCE_MODULI",
     "PHYSICS_FROM_GAIA",
+    "TEFF_DEREDDENED",
     "TEFF_SOURCES",
     "adopted_physics",
     "ogle_system",
@@ -45,6 +48,9 @@ TEFF_SOURCES: dict[str, str] = {
     "dr2": "gaia_dr2_priam_no_extinction",
     "dr3": "gaia_dr3_gspphot_extinction_fitted",
 }
+#: ``teff_source`` of a DR2 T_eff replaced by the dereddened one: the Mucciarelli et al. (2021) relation at the
+#: (BP−RP)_0 that a reddening map gives (:func:`adopted_physics`).
+TEFF_DEREDDENED = "bp_rp0_mucciarelli2021"
 
 
 def ogle_system(ogle_id: pd.Series, field: pd.Series | None = None) -> pd.Series:
@@ -63,6 +69,8 @@ def adopted_physics(
     system: pd.Series | None = None,
     distance_moduli: Mapping[str, float] | None = None,
     gaia_release: str = "dr2",
+    reddening: pd.DataFrame | None = None,
+    var_class: pd.Series | None = None,
 ) -> pd.DataFrame:
     """Physical parameters of each OGLE object from its accepted Gaia DR2 counterpart (paper 000 Sec. 2.3).
 
@@ -79,13 +87,26 @@ def adopted_physics(
         System → distance modulus (mag) used instead of ``r_est`` for its members (default
         :data:`MAGELLANIC_DISTANCE_MODULI`; an empty mapping gives the paper's Bailer-Jones distances for all).
     gaia_release : the release of ``gaia`` (``dr2`` or ``dr3``), which names the ``teff_source``.
+    reddening : pandas.DataFrame, optional
+        ``e_v_i`` and ``a_i`` (mag) per row of ``matches`` from a 2-D reddening map
+        (:func:`latentsky.io.reddening.reddening_at`; NaN outside it). Where known, A_0 = A_I + E(V−I) gives
+        (BP−RP)_0 and A_G (Babusiaux et al. 2018, :func:`latentsky.extinction.gaia_deredden`): M_G is
+        corrected by A_G, and a DR2 T_eff (Priam assumes no extinction) is replaced by the Mucciarelli et al.
+        (2021) T_eff of (BP−RP)_0 where that colour lies in the relation's range (``teff_source``
+        :data:`TEFF_DEREDDENED`). Only stars Gaia gave a T_eff get one, so the sample is the paper's.
+        Default: none — the paper's uncorrected values.
+    var_class : pandas.Series, optional
+        Each row's OGLE class, aligned with ``matches``, which picks the colour–T_eff relation
+        (:data:`latentsky.photometry.CLASS_TEFF_RELATION`); required with ``reddening``.
 
     Returns
     -------
     pandas.DataFrame
         One row per row of ``matches`` (same order): ``ogle_id``, ``source_id`` (Int64, null unless
-        accepted), ``teff`` (K, Gaia Priam ``teff_val``), ``abs_g`` (M_G from G and the system's distance
-        modulus, or the Bailer-Jones ``r_est`` elsewhere; no extinction: :func:`absolute_g`),
+        accepted), ``teff`` (K: dereddened where a map gives the reddening, else Gaia's ``teff_val``),
+        ``teff_gaia`` (Gaia's, as published), ``abs_g`` (M_G from G − A_G and the system's distance
+        modulus, or the Bailer-Jones ``r_est`` elsewhere: :func:`absolute_g`; A_G = 0 without a map),
+        ``e_v_i`` and ``a_g`` (mag; NaN without a map),
         ``distance_source`` (``distance_modulus`` or ``bailer_jones``; null without M_G), ``bp_rp`` (mag),
         ``teff_source`` (:data:`TEFF_SOURCES`; null without T_eff), ``radius`` (R_sun) and ``luminosity``
         (L_sun) from FLAME, and ``has_physics``: Teff and M_G both
@@ -115,12 +136,40 @@ def adopted_physics(
     )
     if gaia_release not in TEFF_SOURCES:
         raise ValueError(f"gaia_release {gaia_release!r} not one of {sorted(TEFF_SOURCES)}")
+    out["teff_gaia"] = out["teff"]
     out["teff_source"] = np.where(np.isfinite(out["teff"].to_numpy()), TEFF_SOURCES[gaia_release], None)
     out["bp_rp"] = rows["bp_rp"].to_numpy(np.float64)
+    out["e_v_i"] = np.nan
+    out["a_g"] = np.nan
+    if reddening is not None:
+        if var_class is None:
+            raise ValueError("adopted_physics: var_class is required with reddening (it picks the relation)")
+        _require(reddening, ("e_v_i", "a_i"), "reddening")
+        _deredden(out, reddening, np.asarray(var_class), accepted, gaia_release)
     out["has_physics"] = np.isfinite(out["teff"].to_numpy()) & np.isfinite(out["abs_g"].to_numpy())
-    columns = ["ogle_id", "source_id", "teff", "teff_source", "abs_g", "distance_source", "bp_rp", "radius"]
-    columns.append("luminosity")
+    columns = ["ogle_id", "source_id", "teff", "teff_source", "teff_gaia", "abs_g", "distance_source"]
+    columns += ["bp_rp", "e_v_i", "a_g", "radius", "luminosity"]
     return out[[*columns, "has_physics"]]
+
+
+def _deredden(
+    out: pd.DataFrame, reddening: pd.DataFrame, var_class: np.ndarray, accepted: np.ndarray, release: str
+) -> None:
+    """Correct ``out``'s M_G by A_G and, for DR2, replace T_eff by the dereddened colour's (in place)."""
+    e_v_i = reddening["e_v_i"].to_numpy(np.float64)
+    a0 = a0_from_ogle(e_v_i, reddening["a_i"].to_numpy(np.float64))
+    bp_rp = out["bp_rp"].to_numpy(np.float64)
+    known = accepted & np.isfinite(a0) & np.isfinite(bp_rp)
+    bp_rp0, a_g = gaia_deredden(np.where(known, bp_rp, 0.0), np.where(known, a0, 0.0))
+    out["e_v_i"] = np.where(accepted, e_v_i, np.nan)
+    out["a_g"] = np.where(known, a_g, np.nan)
+    out["abs_g"] = out["abs_g"].to_numpy(np.float64) - np.where(known, a_g, 0.0)
+    if release != "dr2":  # DR3's GSP-Phot T_eff already fits the extinction
+        return
+    teff0, in_range = class_teff(bp_rp0, var_class)
+    replace = known & in_range & np.isfinite(out["teff"].to_numpy(np.float64))
+    out["teff"] = np.where(replace, teff0, out["teff"].to_numpy(np.float64))
+    out["teff_source"] = np.where(replace, TEFF_DEREDDENED, out["teff_source"].to_numpy(object))
 
 
 def period_luminosity(
