@@ -41,9 +41,10 @@ rule lightcurve_training_sets:
     priority: 8
     conda:
         "../envs/latentsky.yaml"
-    # Measured on the demo (843,000 epochs read, 3,517 examples of 300 points): +180 MB to read, +255 MB at
-    # the peak, 14 s. The paper's sample (~13,500 kept objects, ~10⁷ epochs; ~70,000 examples) scales that
-    # to ≈ 2.1 GB + 1.5 GB and a few minutes: 8 GB and 30 minutes leave twice that.
+    # Measured (job log's peak memory): 0.51 GB and 11 s reading 0.84 M epochs of 1,300 objects (the demo),
+    # 1.43 GB and 102 s reading 8.4 M epochs of 12,700 (its fields × 10): 0.12 kB and 12 µs an epoch read.
+    # The paper's sample (~13,500 kept objects, ~10⁷ epochs; ~70,000 examples) needs ≈ 2 GB and ~3 minutes:
+    # 8 GB and 30 minutes leave room for denser cadences.
     resources:
         mem_mb=8000,
         runtime=30,
@@ -72,6 +73,8 @@ rule plot_lightcurves:
         f"{LOGS}/plot_lightcurves.log",
     conda:
         "../envs/latentsky.yaml"
+    # Reads one raw curve per class (fig1_objects): 0.41 GB on the demo, 0.79 GB beside a 10× larger
+    # light-curve table (8.4 M epochs; pyarrow's row-group scan), 3–4 s.
     resources:
         mem_mb=4000,
         runtime=10,

@@ -50,6 +50,10 @@ rule train_pelsvae:
     conda:
         "../envs/latentsky.yaml"
     threads: 1
+    # Measured: the demo's trainings peak at 0.56 / 0.68 GB (70 / 93 s); `latentsky benchmark pelsvae` trains
+    # the paper-size TCN at 166 curves/s on 2 CPU cores (1.4 GB RSS). The paper's ~70,000 examples × 100
+    # epochs are 7·10⁶ curve passes: ~12 h on such a CPU, far less on the GPU asked for (not measured: no GPU
+    # was lent); a job that overruns resumes from resume.pt with twice the time.
     resources:
         gpu=1,
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
@@ -81,7 +85,8 @@ rule pelsvae_regression:
     threads: 2
     # The random forest with leaves of half an object's repeats pickles to 0.18 kB a design row (measured on
     # 50,000 rows; 1.8 kB with the former leaves of 5): ~350 MB at full.yaml's 20,000 curves × 100 repeats,
-    # beside the 2M × 12 design itself (~0.2 GB) and scikit-learn's fitting copies.
+    # beside the 2M × 12 design itself (~0.2 GB) and scikit-learn's fitting copies. The demo's jobs (80,000
+    # rows, three regressors) peak at 0.64 GB in 29–38 s; 25× the rows is ~15 minutes.
     resources:
         mem_mb=lambda wildcards, attempt: 8000 * attempt,
         runtime=lambda wildcards, attempt: 120 * attempt,
@@ -119,6 +124,8 @@ rule evaluate_pelsvae:
     conda:
         "../envs/latentsky.yaml"
     threads: 1
+    # Measured on the demo: 0.65 GB, 8 s. At full.yaml's scale the two random forests (~350 MB each, see
+    # pelsvae_regression) and the test set (~0.5 GB) make ~2 GB.
     resources:
         mem_mb=8000,
         runtime=60,
@@ -146,6 +153,7 @@ rule generate_lightcurves:
         f"{LOGS}/generate_lightcurves.log",
     conda:
         "../envs/latentsky.yaml"
+    # Measured on the demo: 0.47 GB, 0.3 s; one ~350 MB forest more at full.yaml's scale.
     resources:
         mem_mb=4000,
         runtime=30,

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import resource
 import sys
+import time
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
@@ -36,8 +38,9 @@ def job_logging(smk: Any) -> Iterator[logging.Logger]:
         try:
             with contextlib.redirect_stdout(fh), contextlib.redirect_stderr(fh):
                 logger.info("rule %s, wildcards %s", smk.rule, dict(smk.wildcards.items()))
+                start = time.monotonic()
                 yield logger
-                logger.info("done")
+                logger.info("done; %s", usage_report(smk, time.monotonic() - start))
         except BaseException:
             logger.exception("rule %s failed", smk.rule)
             # The traceback also goes to the real stderr, so Snakemake's console shows it.
@@ -46,6 +49,26 @@ def job_logging(smk: Any) -> Iterator[logging.Logger]:
             root.removeHandler(handler)
             root.setLevel(old_level)
             sys.stdout.flush()
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory (MB) of this process and of the largest child it waited for (Linux: kB units)."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024.0
+
+
+def usage_report(smk: Any, seconds: float) -> str:
+    """What the job used against what its rule asked for — the measurement rule resources are sized from
+    (each rule's ``resources:`` comment); a warning-worthy line when the peak nears ``mem_mb``."""
+    resources = getattr(smk, "resources", None)
+    mem_mb = getattr(resources, "mem_mb", None)
+    runtime = getattr(resources, "runtime", None)
+    peak = peak_memory_mb()
+    text = f"peak memory {peak:.0f} MB of mem_mb {mem_mb}, wall time {seconds:.1f} s of runtime {runtime} min"
+    if isinstance(mem_mb, (int, float)) and peak > 0.8 * mem_mb:
+        text += " — over 80 % of mem_mb: raise it for this input size"
+    return text
 
 
 def use_job_threads(smk: Any) -> None:

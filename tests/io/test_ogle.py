@@ -323,3 +323,46 @@ def test_light_curve_table_reads_only_the_objects_asked_for(tmp_path):
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(OgleFormatError, match="light_curves.parquet: not a light-curve table"):
         read_light_curves(path, ["OGLE-LMC-CEP-0005"])
+
+
+def test_merged_light_curves_stream_in_id_order(tmp_path):
+    """Per-directory tables (sorted, small row groups) merge into one sorted table equal to the in-memory
+    concatenation; interleaving id ranges are sorted together; an unsorted part is refused by name."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from latentsky.io.ogle import merge_light_curve_files
+    from latentsky.provenance.files import read_parquet_provenance
+
+    def curves(ids, n=3):
+        return pd.DataFrame({"ogle_id": [i for i in ids for _ in range(n)], "time": [1.0, 2.0, 3.0] * len(ids),
+                             "mag": np.arange(n * len(ids), dtype=float), "err": 0.01})  # fmt: skip
+
+    tables = {
+        "lmc_cep": curves(["OGLE-LMC-CEP-0001", "OGLE-LMC-CEP-0002"]),
+        "blg_rrlyr": curves(["OGLE-BLG-RRLYR-02924", "OGLE-BLG-RRLYR-02925"]),
+        # Four- and five-digit ids of one prefix interleave lexicographically with the OGLE-III ones.
+        "lmc_ecl3": curves(["OGLE-LMC-ECL-0100", "OGLE-LMC-ECL-2000"]),
+        "lmc_ecl4": curves(["OGLE-LMC-ECL-01500", "OGLE-LMC-ECL-30000"]),
+        "empty": curves([]),
+    }
+    paths = []
+    for name, frame in tables.items():
+        path = tmp_path / f"{name}.parquet"
+        pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=2)
+        paths.append(path)
+    out = tmp_path / "merged.parquet"
+    n = merge_light_curve_files(paths, out, {"rule": "test"}, batch_rows=2)
+    merged = pd.read_parquet(out)
+    expected = pd.concat(tables.values(), ignore_index=True).sort_values(["ogle_id", "time"], kind="stable")
+    assert n == len(expected) == 24
+    pd.testing.assert_frame_equal(
+        merged.reset_index(drop=True), expected.reset_index(drop=True), check_dtype=False
+    )
+    assert read_parquet_provenance(out)["rule"] == "test"
+    bad = tmp_path / "bad.parquet"
+    shuffled = curves(["OGLE-SMC-CEP-0002", "OGLE-SMC-CEP-0001"])
+    pq.write_table(pa.Table.from_pandas(shuffled, preserve_index=False), bad, row_group_size=2)
+    with pytest.raises(OgleFormatError, match=r"bad.parquet: light curves not sorted by ogle_id"):
+        merge_light_curve_files([bad], tmp_path / "m2.parquet", {"rule": "test"}, batch_rows=2)
+    assert not (tmp_path / "m2.parquet").exists()

@@ -68,6 +68,7 @@ __all__ = [
     "parse_ogle_id",
     "read_ogle_lightcurve",
     "read_light_curves",
+    "merge_light_curve_files",
     "read_ogle_period_table",
     "read_ogle_ident",
     "read_ogle_gaia_xmatch",
@@ -713,10 +714,8 @@ def compare_with_published(matches: pd.DataFrame, published: PublishedCrossmatch
     return out
 
 
-def concat_ogle_catalogs(
-    objects: Sequence[pd.DataFrame], light_curves: Sequence[pd.DataFrame], names: Sequence[str] | None = None
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Concatenate per-directory OGLE catalogs (:mod:`latentsky.fetch.ogle3` outputs) into one of each.
+def concat_ogle_objects(objects: Sequence[pd.DataFrame], names: Sequence[str] | None = None) -> pd.DataFrame:
+    """Concatenate per-directory OGLE objects tables (:mod:`latentsky.fetch.ogle3` outputs), sorted by id.
 
     Raises :class:`OgleFormatError` naming the tables when a column of :data:`OBJECT_COLUMNS` is missing or
     an ``ogle_id`` appears in two of them (the same directory configured twice).
@@ -735,7 +734,90 @@ def concat_ogle_catalogs(
         first = tagged.loc[dup, "ogle_id"].iloc[0]
         where = sorted(set(tagged.loc[tagged["ogle_id"] == first, "_source"]))
         raise OgleFormatError(f"OGLE ID {first} appears in more than one catalog: {where}")
-    merged = tagged.drop(columns="_source").sort_values("ogle_id", kind="stable").reset_index(drop=True)
+    return tagged.drop(columns="_source").sort_values("ogle_id", kind="stable").reset_index(drop=True)
+
+
+def concat_ogle_catalogs(
+    objects: Sequence[pd.DataFrame], light_curves: Sequence[pd.DataFrame], names: Sequence[str] | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """In memory, :func:`concat_ogle_objects` and the light curves concatenated and sorted by (id, time) —
+    for small catalogs and tests; the workflow streams the curves (:func:`merge_light_curve_files`)."""
+    merged = concat_ogle_objects(objects, names)
     curves = pd.concat(list(light_curves), ignore_index=True)
     curves = curves.sort_values(["ogle_id", "time"], kind="stable").reset_index(drop=True)
     return merged, curves
+
+
+def _id_range(path: Path) -> tuple[str, str] | None:
+    """(first, last) ``ogle_id`` of a light-curve file sorted by id, from its first and last row groups; None
+    for an empty file."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(path).metadata
+    if meta.num_rows == 0:
+        return None
+    col = meta.schema.to_arrow_schema().get_field_index("ogle_id")
+    if col < 0:
+        raise OgleFormatError(f"{path}: not a light-curve table: no column ogle_id")
+    first, last = (
+        meta.row_group(0).column(col).statistics,
+        meta.row_group(meta.num_row_groups - 1).column(col),
+    )
+    if first is None or not first.has_min_max or last.statistics is None:  # no statistics: read the column
+        ids = pq.read_table(path, columns=["ogle_id"]).column(0)
+        return ids[0].as_py(), ids[-1].as_py()
+    return str(first.min), str(last.statistics.max)
+
+
+def merge_light_curve_files(
+    paths: Sequence[str | os.PathLike], out: str | os.PathLike, provenance: dict, batch_rows: int = 1_000_000
+) -> int:
+    """Merge per-directory light-curve tables (each sorted by ``ogle_id``, ``time`` as the fetcher writes them)
+    into one table sorted the same way, streaming: at paper scale the OGLE-III bulge LPVs alone are ~10⁸
+    epochs, more than a job holds as one pandas frame.
+
+    A catalog's ids share one prefix (``OGLE-BLG-LPV-``), so the merged order is the files one after another
+    in the order of their first id; files whose id ranges interleave (e.g. four- and five-digit ids of one
+    prefix from two surveys) are sorted together in memory. A part that is not sorted by id is refused with
+    an error naming it. Returns the number of epochs written.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    from latentsky.provenance.files import write_parquet_stream
+
+    columns = ["ogle_id", "time", "mag", "err"]
+    schema = pa.schema([("ogle_id", pa.string())] + [(c, pa.float64()) for c in columns[1:]])
+    ranges = {Path(p): _id_range(Path(p)) for p in paths}
+    ordered = sorted((r, p) for p, r in ranges.items() if r is not None)
+    groups: list[list[Path]] = []
+    last_max = None
+    for (lo, hi), path in ordered:
+        if groups and last_max is not None and lo <= last_max:
+            groups[-1].append(path)  # interleaving id ranges: these are sorted together
+        else:
+            groups.append([path])
+        last_max = hi if last_max is None or hi > last_max else last_max
+
+    def parts():
+        for group in groups:
+            if len(group) > 1:
+                table = pa.concat_tables([pq.read_table(p, columns=columns).cast(schema) for p in group])
+                yield table.sort_by([("ogle_id", "ascending"), ("time", "ascending")])
+                continue
+            previous = None
+            for batch in pq.ParquetFile(group[0]).iter_batches(batch_size=batch_rows, columns=columns):
+                table = pa.Table.from_batches([batch]).cast(schema)
+                ids = table.column("ogle_id")
+                unsorted = (
+                    len(ids) > 1
+                    and not pc.all(pc.greater_equal(ids.slice(1), ids.slice(0, len(ids) - 1))).as_py()
+                )
+                if unsorted or (previous is not None and len(ids) and ids[0].as_py() < previous):
+                    raise OgleFormatError(f"{group[0]}: light curves not sorted by ogle_id; re-fetch it")
+                if len(ids):
+                    previous = ids[-1].as_py()
+                yield table
+
+    return write_parquet_stream(parts(), out, provenance, schema)

@@ -15,7 +15,7 @@ import json
 import math
 import os
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -115,6 +115,33 @@ def write_parquet(
     with atomic_output(path) as tmp:
         pq.write_table(arrow, tmp, compression=compression, row_group_size=row_group_size)
     return Path(path)
+
+
+def write_parquet_stream(
+    tables: Iterable[pa.Table],
+    path: str | os.PathLike,
+    provenance: Mapping[str, Any],
+    schema: pa.Schema,
+    *,
+    compression: str = "zstd",
+) -> int:
+    """Write ``tables`` one after another into one Parquet file at ``path``, atomically, with ``provenance`` in
+    the key-value metadata — one table in memory at a time, for outputs larger than a job's memory.
+
+    Every table must have ``schema`` (cast where only the metadata differs); with no tables the file is an
+    empty table of ``schema``. Returns the number of rows written.
+    """
+    metadata = dict(schema.metadata or {})
+    metadata[PARQUET_KEY] = json.dumps(dict(provenance), sort_keys=True).encode()
+    schema = schema.with_metadata(metadata)
+    n_rows = 0
+    with atomic_output(path) as tmp, pq.ParquetWriter(tmp, schema, compression=compression) as writer:
+        for table in tables:
+            if not table.schema.equals(schema, check_metadata=False):
+                raise ValueError(f"{path}: a part has columns {table.schema.names}; expected {schema.names}")
+            writer.write_table(table.replace_schema_metadata(metadata))
+            n_rows += table.num_rows
+    return n_rows
 
 
 def read_parquet_provenance(path: str | os.PathLike) -> dict[str, Any]:

@@ -15,18 +15,28 @@ from matplotlib.figure import Figure  # noqa: E402
 from latentsky.variables.lightcurves import fold  # noqa: E402
 
 
+def fig1_objects(train: pd.DataFrame) -> dict[str, str]:
+    """The object :func:`fig1_panels` shows per class: one with augmented copies where the class has them —
+    so the rule reads a handful of raw curves, not those of every training object."""
+    chosen = {}
+    for var_class, examples in train.groupby("var_class", sort=True):
+        chosen[str(var_class)] = str(examples.groupby("ogle_id")["copy"].max().idxmax())
+    return chosen
+
+
 def fig1_panels(objects: pd.DataFrame, light_curves: pd.DataFrame, train: pd.DataFrame) -> Figure:
     """One row per class: the raw light curve, folded on the catalog period, the undersampled training
-    curve, and one augmented copy of it (paper 000 Fig. 1)."""
-    classes = sorted(train["var_class"].unique())
+    curve, and one augmented copy of it (paper 000 Fig. 1); ``light_curves`` needs only the raw curves of
+    :func:`fig1_objects`."""
+    chosen = fig1_objects(train)
+    classes = sorted(chosen)
     fig, axes = plt.subplots(
         len(classes), 4, figsize=(16, 2.4 * len(classes)), squeeze=False, constrained_layout=True
     )
     titles = ("raw I-band light curve", "folded", "folded, undersampled (real)", "augmented copy")
     for row, var_class in enumerate(classes):
         examples = train[train["var_class"] == var_class]
-        with_copy = examples.groupby("ogle_id")["copy"].max()
-        ogle_id = with_copy.idxmax()  # an object with augmented copies when there is one
+        ogle_id = chosen[var_class]
         obj = objects.set_index("ogle_id").loc[ogle_id]
         lc = light_curves[light_curves["ogle_id"] == ogle_id]
         mine = examples[examples["ogle_id"] == ogle_id].sort_values("copy")
