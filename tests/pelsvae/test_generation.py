@@ -416,3 +416,18 @@ def test_generated_rr_lyrae_follow_teff_as_the_simulation_does():
     recon, _ = reconstruct(result.model, test, result.scaler)
     scores = reconstruction_scores(test.reset_index(drop=True), recon, train)
     assert scores["ratio"] < 0.5 and scores["n_curves"] == len(test), scores
+
+
+def test_table3_is_scored_on_real_validation_curves_only(small_model):
+    """Review 2.4: augmented validation copies must not weigh an object by its number of copies."""
+    result, _ = small_model
+    rng = np.random.default_rng(3)
+    train, val = _curves(64, rng), _curves(24, rng)
+    copies = pd.concat(
+        [val.assign(ogle_id=val["ogle_id"] + f"-copy{k}") for k in range(3)], ignore_index=True
+    )
+    with_copies = pd.concat([val.assign(augmented=False), copies.assign(augmented=True)], ignore_index=True)
+    real = _linear_and_forest(result, train, val, n_repeats=10)
+    mixed = _linear_and_forest(result, train, with_copies, n_repeats=10)
+    assert mixed.n_val_rows == real.n_val_rows
+    assert mixed.rmse == pytest.approx(real.rmse)

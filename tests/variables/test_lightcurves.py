@@ -179,6 +179,23 @@ def test_split_before_augmentation_no_leak():
         stratified_split(pd.concat([obj, obj.iloc[:1]]), rng=rng)
 
 
+def test_objects_sharing_a_gaia_source_share_a_split():
+    """Review 2.6: two OGLE objects matched to one Gaia source have its physics; never one in train and the
+    other in test. Without the grouping some of these 40 pairs split (measured: most seeds)."""
+    rng = np.random.default_rng(11)
+    obj = objects({"CEP": 300, "RRLYR": 300}, rng)
+    source = np.arange(len(obj), dtype=float)
+    source[300:340] = source[:40]  # 40 RR Lyrae share a Gaia source with a Cepheid
+    source[500] = np.nan  # no accepted match: no group
+    obj = obj.assign(source_id=source)
+    ungrouped = stratified_split(obj, rng=np.random.default_rng(1))
+    assert (ungrouped.iloc[:40].to_numpy() != ungrouped.iloc[300:340].to_numpy()).any()
+    split = stratified_split(obj, rng=np.random.default_rng(1), group_col="source_id")
+    np.testing.assert_array_equal(split.iloc[:40].to_numpy(), split.iloc[300:340].to_numpy())
+    np.testing.assert_array_equal(split.iloc[:40].to_numpy(), ungrouped.iloc[:40].to_numpy())
+    assert (split.iloc[40:300] == ungrouped.iloc[40:300]).all()
+
+
 def test_table1_counts():
     df = pd.DataFrame(
         {

@@ -548,6 +548,7 @@ def stratified_split(
     class_col: str = "var_class",
     id_col: str = "ogle_id",
     names: Sequence[str] = ("train", "val", "test"),
+    group_col: str | None = None,
 ) -> pd.Series:
     """Assign each REAL object to train / validation / test, stratified by class.
 
@@ -563,6 +564,11 @@ def stratified_split(
         Fractions per split, summing to 1 (DESIGN.md: 60/20/20).
     rng : numpy.random.Generator
         Source of randomness.
+    group_col : str, optional
+        Objects with the same non-null value here go to one split — the split of the first of them in input
+        order. With the accepted Gaia ``source_id``: two OGLE objects matched to one Gaia source (the
+        cross-match's ``source_shared``, possibly one star listed twice) carry the same physics and must not
+        sit on both sides of train/test (review of paper 000, 2.6).
 
     Returns
     -------
@@ -583,6 +589,11 @@ def stratified_split(
         cuts = np.round(np.cumsum(fractions)[:-1] * len(ids)).astype(int)
         for name, part in zip(names, np.split(ids, cuts), strict=True):
             assignment.loc[part] = name
+    if group_col is not None and group_col in objects.columns:
+        keys = objects[group_col]
+        shared = keys.notna() & keys.duplicated(keep=False)
+        for _, members in objects.loc[shared.to_numpy(), id_col].groupby(keys[shared].to_numpy(), sort=False):
+            assignment.loc[members.to_numpy()] = assignment.loc[members.iloc[0]]
     return assignment
 
 
@@ -768,7 +779,8 @@ def training_sets(
         folded[obj["ogle_id"]] = curve
 
     usable = objects[status["status"].to_numpy() == STATUS_KEPT]
-    split = stratified_split(usable, fractions, rng)
+    # Objects matched to one Gaia source share a split (they share its physics).
+    split = stratified_split(usable, fractions, rng, group_col="source_id")
     plan = augmentation_plan(
         usable,
         split,
