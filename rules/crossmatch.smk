@@ -120,7 +120,7 @@ else:
             archive=OGLE_ARCHIVE,
             survey="ogle4",
 
-    rule merge_ogle3_catalogs:
+    rule merge_ogle_catalogs:
         input:
             objects=ogle3_catalog_files("objects"),
             light_curves=ogle3_catalog_files("light_curves"),
@@ -128,7 +128,7 @@ else:
             objects=OGLE_TABLES["objects"],
             light_curves=OGLE_TABLES["light_curves"],
         log:
-            f"{LOGS}/merge_ogle3_catalogs.log",
+            f"{LOGS}/merge_ogle_catalogs.log",
         conda:
             "../envs/latentsky.yaml"
         # The light curves are streamed one row group at a time: measured on 20 million epochs in five
@@ -139,7 +139,7 @@ else:
             mem_mb=4000,
             runtime=60,
         script:
-            "../scripts/merge_ogle3_catalogs.py"
+            "../scripts/merge_ogle_catalogs.py"
 
     rule fetch_gaia_neighbours:
         input:

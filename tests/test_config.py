@@ -111,5 +111,5 @@ def test_full_config_plans_the_ogle3_archive_fetches(repo_root, tmp_path):
     assert re.search(r"fetch_ogle3_catalog\s+17\b", out) and re.search(r"fetch_ogle4_catalog\s+1\b", out)
     # Each survey's directory has its own outputs: OGLE-IV's under ogle4/, apart from any OGLE-III blg/ecl.
     assert "results/sources/ogle3_archive/ogle4/blg/ecl/objects.parquet" in out
-    assert re.search(r"merge_ogle3_catalogs\s+1\b", out) and re.search(r"fetch_gaia_neighbours\s+1\b", out)
+    assert re.search(r"merge_ogle_catalogs\s+1\b", out) and re.search(r"fetch_gaia_neighbours\s+1\b", out)
     assert "simulate_ogle_fields" not in out

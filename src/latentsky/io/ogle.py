@@ -759,14 +759,12 @@ def _id_range(path: Path) -> tuple[str, str] | None:
     col = meta.schema.to_arrow_schema().get_field_index("ogle_id")
     if col < 0:
         raise OgleFormatError(f"{path}: not a light-curve table: no column ogle_id")
-    first, last = (
-        meta.row_group(0).column(col).statistics,
-        meta.row_group(meta.num_row_groups - 1).column(col),
-    )
-    if first is None or not first.has_min_max or last.statistics is None:  # no statistics: read the column
-        ids = pq.read_table(path, columns=["ogle_id"]).column(0)
+    first = meta.row_group(0).column(col).statistics
+    last = meta.row_group(meta.num_row_groups - 1).column(col).statistics
+    if first is None or last is None or not (first.has_min_max and last.has_min_max):
+        ids = pq.read_table(path, columns=["ogle_id"]).column(0)  # no statistics: read the column
         return ids[0].as_py(), ids[-1].as_py()
-    return str(first.min), str(last.statistics.max)
+    return str(first.min), str(last.max)
 
 
 def merge_light_curve_files(

@@ -249,9 +249,9 @@ FOREGROUND_PM_SIGMA = 5.0
 M_G_SUN = 4.67
 T_SUN = 5772.0
 #: Colours: the simulation's T_eff → (BP−RP)₀ is the Mucciarelli et al. (2021) relation the pipeline inverts
-#: (:func:`latentsky.photometry.class_bp_rp0`), OGLE's (V−I)₀ = (BP−RP)₀ / BP_RP_PER_V_I, and the
-#: extinction A_I of each field is spread as E(V−I) = A_I / R_I_SIM (a bulge-like A_I/E(V−I)), A_0 = A_I +
-#: E(V−I), and Babusiaux et al. (2018) in the Gaia bands.
+#: (:func:`latentsky.photometry.class_bp_rp0`), OGLE's (V−I)₀ = (BP−RP)₀ / BP_RP_PER_V_I
+#: (:func:`intrinsic_v_i`), and the extinction A_I of each field is spread as E(V−I) = A_I / R_I_SIM (a
+#: bulge-like A_I/E(V−I)), A_0 = A_I + E(V−I), and Babusiaux et al. (2018) in the Gaia bands.
 BP_RP_PER_V_I = 1.2
 R_I_SIM = 1.4
 #: Spacing (deg) of the simulated reddening map's sight lines (:func:`reddening_map`), ~ the 6′–10′ cells of

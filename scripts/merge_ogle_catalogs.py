@@ -1,4 +1,5 @@
-"""Rule merge_ogle3_catalogs: the fetched OGLE directories as one objects table and one light-curve table."""
+"""Rule merge_ogle_catalogs: the fetched OGLE-III and OGLE-IV directories as one objects table and one
+light-curve table."""
 
 import pandas as pd
 
