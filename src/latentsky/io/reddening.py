@@ -58,14 +58,16 @@ def read_reddening_map(path: str | os.PathLike, r_i: float) -> pd.DataFrame:
         if col not in table.columns:
             continue
         values = pd.to_numeric(table[col], errors="coerce").to_numpy(np.float64)
-        bad = ~np.isfinite(values) if col != "a_i" else np.isfinite(values) & (values < 0)
-        if col == "e_v_i":
-            bad |= values < 0
+        if col in ("ra", "dec"):
+            bad, expected = ~np.isfinite(values), "a finite number (deg)"
+        elif col == "e_v_i":
+            bad, expected = ~np.isfinite(values) | (values < 0), "a finite value ≥ 0 mag"
+        else:  # a_i: empty is allowed (r_i × E(V−I) is used)
+            bad, expected = values < 0, "a value ≥ 0 mag or empty"
         if bad.any():
             row = int(np.flatnonzero(bad)[0])
             raise ValueError(
-                f"{path}: column {col} row {row} is {table[col].iloc[row]!r}; expected "
-                f"{'a finite number' if col in ('ra', 'dec') else 'a finite value ≥ 0 mag'}"
+                f"{path}: column {col} row {row} is {table[col].iloc[row]!r}; expected {expected}"
             )
         out[col] = values
     if not (np.abs(out["dec"]) <= 90).all():
